@@ -1,0 +1,120 @@
+"""Images that compose files and Helm charts refer to, so the vendor need not list them twice."""
+
+from __future__ import annotations
+
+import re
+import tarfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import SpecError
+from .spec import load_yaml
+from .tools import helm
+
+_VAR = re.compile(r"\$(?:\$|\{(?P<braced>[^}]*)\}|(?P<plain>[A-Za-z_][A-Za-z0-9_]*))")
+_DEFAULT = re.compile(r"(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::?-(?P<default>.*))?$")
+
+
+def interpolate_defaults(value: str, where: str) -> str:
+    """Resolve `${VAR:-default}` with its default; a variable without one is an error,
+    because the vendor's own environment must not decide what goes into a bundle."""
+
+    def sub(m: re.Match[str]) -> str:
+        if m.group(0) == "$$":
+            return "$"
+        inner = m.group("braced") if m.group("braced") is not None else m.group("plain")
+        parsed = _DEFAULT.match(inner or "")
+        if not parsed or parsed.group("default") is None:
+            raise SpecError(f"{where}: image {value!r} uses ${{{inner}}} without a default; "
+                            "write ${NAME:-default} or list the image explicitly")
+        return parsed.group("default")
+
+    return _VAR.sub(sub, value)
+
+
+def compose_images(path: Path) -> list[str]:
+    doc = load_yaml(path)
+    services = doc.get("services") if isinstance(doc, dict) else None
+    if not isinstance(services, dict) or not services:
+        raise SpecError(f"{path}: no services found")
+    images = []
+    for name, service in services.items():
+        if not isinstance(service, dict):
+            raise SpecError(f"{path}: service {name} is not a mapping")
+        image = service.get("image")
+        if not image:
+            raise SpecError(f"{path}: service {name} has only build:, which cannot be installed offline; "
+                            "build and tag the image, then set image:")
+        images.append(interpolate_defaults(str(image), f"{path}: service {name}"))
+    return images
+
+
+def _walk_images(node: Any) -> Iterator[str]:
+    """Every string under an `image:` key, in rendered Kubernetes manifests."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "image" and isinstance(value, str):
+                yield value
+            else:
+                yield from _walk_images(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _walk_images(item)
+
+
+def _values_images(node: Any, app_version: str) -> Iterator[str]:
+    """Images in values.yaml: `image: repo:tag` or `image: {registry, repository, tag, digest}`."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "image" and isinstance(value, str):
+                yield value
+            elif key == "image" and isinstance(value, dict) and value.get("repository"):
+                repo = str(value["repository"])
+                if value.get("registry"):
+                    repo = f"{value['registry']}/{repo}"
+                if value.get("digest"):
+                    yield f"{repo}@{value['digest']}"
+                else:
+                    yield f"{repo}:{value.get('tag') or app_version or 'latest'}"
+            else:
+                yield from _values_images(value, app_version)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _values_images(item, app_version)
+
+
+def _chart_yaml(chart: Path, name: str) -> Any:
+    """A top-level YAML file of a chart directory or packaged .tgz (None if absent)."""
+    if chart.is_dir():
+        return load_yaml(chart / name) if (chart / name).exists() else None
+    try:
+        with tarfile.open(chart, "r:gz") as tar:
+            member = next((m for m in tar.getmembers()
+                           if m.name.count("/") == 1 and m.name.endswith("/" + name)), None)
+            fh = tar.extractfile(member) if member else None
+            return yaml.safe_load(fh.read()) if fh else None
+    except (OSError, tarfile.TarError, yaml.YAMLError) as exc:
+        raise SpecError(f"{chart} is not a readable Helm chart: {exc}") from None
+
+
+def chart_metadata(chart: Path) -> dict[str, Any]:
+    meta = _chart_yaml(chart, "Chart.yaml")
+    if not isinstance(meta, dict) or not meta.get("name") or not meta.get("version"):
+        raise SpecError(f"{chart}: Chart.yaml needs name and version")
+    return meta
+
+
+def chart_images(chart: Path) -> list[str]:
+    """Render with helm when it is available (catches hard-coded images); else read values."""
+    if helm.helm_binary():
+        rendered = helm.template(chart)
+        try:
+            docs = list(yaml.safe_load_all(rendered))
+        except yaml.YAMLError as exc:
+            raise SpecError(f"{chart}: helm rendered invalid YAML: {exc}") from None
+        return sorted({img for doc in docs for img in _walk_images(doc)})
+    app_version = str(chart_metadata(chart).get("appVersion") or "")
+    return sorted(set(_values_images(_chart_yaml(chart, "values.yaml") or {}, app_version)))

@@ -1,0 +1,455 @@
+"""The Satchel bundle, format v1: the only module that knows its layout.
+
+A bundle is one zstd frame holding one tar stream (see docs/FORMAT.md):
+
+    manifest.json     canonical JSON; pins every payload member by path, size and sha256
+    signatures.json   detached signatures over the exact bytes of manifest.json
+    oci-layout        \
+    index.json         > an OCI image layout, members in the manifest's order
+    blobs/sha256/...  /
+
+The writer (vendor) and the streaming reader (verify, install) both live here. The reader
+trusts nothing before the signature check, reads nothing the manifest did not announce,
+and never holds more than one chunk of a member in memory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, BinaryIO, Protocol
+
+import zstandard
+
+from signing import canonical
+from signing.errors import MalformedError, UnsignedError
+
+from . import tarstream
+from .errors import BundleError
+from .oci.digest import CHUNK, Writable, is_digest
+from .zstdframe import decompressing_reader
+
+FORMAT = "satchel.bundle/v1"
+MANIFEST = "manifest.json"
+SIGNATURES = "signatures.json"
+LAYOUT_MEMBERS = ("oci-layout", "index.json")
+_BLOB = re.compile(r"blobs/sha256/([0-9a-f]{64})")
+_NAME = re.compile(r"[a-z0-9]([a-z0-9-]{0,62}[a-z0-9])?")
+_SEMVER = re.compile(r"(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?")
+_TIME = "%Y-%m-%dT%H:%M:%SZ"
+_RELPATH = re.compile(r"(?!/)(?!.*(^|/)\.\.?(/|$))[A-Za-z0-9._/-]{1,255}")
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_manifest: int = 16 << 20
+    max_signatures: int = 64 << 10
+    max_window: int = 1 << 27          # zstd's default decoder limit (windowLog 27)
+    max_unpacked: int = 16 << 40
+
+
+def is_member_name(path: str) -> bool:
+    return path in LAYOUT_MEMBERS or _BLOB.fullmatch(path) is not None
+
+
+def member_sort_key(path: str) -> tuple[int, str]:
+    return (LAYOUT_MEMBERS.index(path), "") if path in LAYOUT_MEMBERS else (len(LAYOUT_MEMBERS), path)
+
+
+def format_time(when: datetime) -> str:
+    return when.astimezone(UTC).strftime(_TIME)
+
+
+def parse_time(text: str) -> datetime:
+    return datetime.strptime(text, _TIME).replace(tzinfo=UTC)
+
+
+# -- the manifest -------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Member:
+    path: str
+    size: int
+    sha256: str
+
+    @property
+    def digest(self) -> str:
+        return "sha256:" + self.sha256
+
+
+@dataclass(frozen=True)
+class Image:
+    ref: str
+    digest: str
+    media_type: str
+    size: int                      # bytes of all its blobs, shared ones included
+    platforms: tuple[str, ...]
+    blobs: tuple[str, ...]         # every blob digest the image needs, root first
+    source_digest: str | None = None
+
+
+@dataclass(frozen=True)
+class Chart:
+    name: str
+    version: str
+    digest: str                    # OCI manifest of the chart (Helm media types)
+    path: str
+    images: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class File:
+    path: str
+    digest: str
+    size: int
+
+
+@dataclass(frozen=True)
+class BundleManifest:
+    name: str
+    version: str
+    created: str
+    min_installer: str
+    members: tuple[Member, ...]
+    images: tuple[Image, ...] = ()
+    charts: tuple[Chart, ...] = ()
+    compose: tuple[File, ...] = ()
+    files: tuple[File, ...] = ()
+    platforms: tuple[str, ...] = ()
+    expires: str | None = None
+    description: str = ""
+    unpacked_size: int = field(default=-1)
+
+    def __post_init__(self) -> None:
+        if self.unpacked_size < 0:
+            object.__setattr__(self, "unpacked_size", sum(m.size for m in self.members))
+
+    def to_json(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {
+            "format": FORMAT, "name": self.name, "version": self.version, "created": self.created,
+            "description": self.description, "minInstallerVersion": self.min_installer,
+            "platforms": list(self.platforms), "unpackedSize": self.unpacked_size,
+            "members": [{"path": m.path, "size": m.size, "sha256": m.sha256} for m in self.members],
+            "images": [{"ref": i.ref, "digest": i.digest, "mediaType": i.media_type, "size": i.size,
+                        "platforms": list(i.platforms), "blobs": list(i.blobs),
+                        **({"sourceDigest": i.source_digest} if i.source_digest else {})}
+                       for i in self.images],
+            "charts": [{"name": c.name, "version": c.version, "digest": c.digest, "path": c.path,
+                        "images": list(c.images)} for c in self.charts],
+            "compose": [_file_json(f) for f in self.compose],
+            "files": [_file_json(f) for f in self.files],
+        }
+        if self.expires:
+            doc["expires"] = self.expires
+        return doc
+
+    def to_bytes(self) -> bytes:
+        return canonical.dumps(self.to_json())
+
+    @property
+    def blob_digests(self) -> set[str]:
+        return {m.digest for m in self.members if _BLOB.fullmatch(m.path)}
+
+    def summary_sizes(self) -> tuple[int, int]:
+        """(sum of image sizes with shared blobs counted per image, deduplicated payload size)."""
+        return sum(i.size for i in self.images), self.unpacked_size
+
+
+def _file_json(f: File) -> dict[str, Any]:
+    return {"path": f.path, "digest": f.digest, "size": f.size}
+
+
+class _Fields:
+    """Strict access to one JSON object: known keys only, typed values, clear errors."""
+
+    def __init__(self, obj: Any, where: str, required: Iterable[str], optional: Iterable[str] = ()) -> None:
+        if not isinstance(obj, dict):
+            raise MalformedError(f"manifest: {where} is not an object")
+        required = set(required)
+        unknown = set(obj) - required - set(optional)
+        if unknown:
+            raise MalformedError(f"manifest: {where} has unknown field(s) {', '.join(sorted(unknown))}")
+        missing = required - set(obj)
+        if missing:
+            raise MalformedError(f"manifest: {where} lacks {', '.join(sorted(missing))}")
+        self.obj, self.where = obj, where
+
+    def get(self, key: str, kind: type, default: Any = None) -> Any:
+        value = self.obj.get(key, default)
+        if value is default and key not in self.obj:
+            return default
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            raise MalformedError(f"manifest: {self.where}.{key} must be a {kind.__name__}")
+        return value
+
+    def text(self, key: str, pattern: re.Pattern[str] | None = None, default: Any = None) -> Any:
+        value = self.get(key, str, default)
+        if value is not None and pattern is not None and not pattern.fullmatch(value):
+            raise MalformedError(f"manifest: {self.where}.{key} {value!r} is not valid")
+        return value
+
+    def digest(self, key: str) -> str:
+        value = self.get(key, str)
+        if not is_digest(value):
+            raise MalformedError(f"manifest: {self.where}.{key} is not a sha256 digest")
+        return str(value)
+
+    def size(self, key: str) -> int:
+        value = self.get(key, int)
+        if value < 0:
+            raise MalformedError(f"manifest: {self.where}.{key} is negative")
+        return int(value)
+
+    def strings(self, key: str, check: Callable[[str], bool] = lambda s: True) -> tuple[str, ...]:
+        items = self.get(key, list, [])
+        if not all(isinstance(s, str) and check(s) for s in items):
+            raise MalformedError(f"manifest: {self.where}.{key} has an invalid entry")
+        return tuple(items)
+
+    def objects(self, key: str) -> list[Any]:
+        return list(self.get(key, list, []))
+
+
+def _parse_file(obj: Any, where: str) -> File:
+    f = _Fields(obj, where, ("path", "digest", "size"))
+    return File(f.text("path", _RELPATH), f.digest("digest"), f.size("size"))
+
+
+def parse_manifest(data: bytes) -> BundleManifest:
+    """Strictly parse manifest bytes; any deviation is a MalformedError."""
+    doc = canonical.loads(data, what="manifest")
+    top = _Fields(doc, "manifest", ("format", "name", "version", "created", "minInstallerVersion",
+                                     "members", "unpackedSize"),
+                  ("images", "charts", "compose", "files", "platforms", "expires", "description"))
+    if doc["format"] != FORMAT:
+        raise MalformedError(f"unsupported bundle format {doc['format']!r} (this Satchel reads {FORMAT})")
+    members = []
+    for i, obj in enumerate(top.objects("members")):
+        f = _Fields(obj, f"members[{i}]", ("path", "size", "sha256"))
+        path, sha = f.text("path"), f.text("sha256", re.compile(r"[0-9a-f]{64}"))
+        blob = _BLOB.fullmatch(path)
+        if not is_member_name(path) or (blob and blob.group(1) != sha):
+            raise MalformedError(f"manifest: member name {path!r} is not allowed")
+        members.append(Member(path, f.size("size"), sha))
+    paths = [m.path for m in members]
+    if paths != sorted(set(paths), key=member_sort_key):
+        raise MalformedError("manifest: members are duplicated or not in canonical order")
+    images = []
+    for i, obj in enumerate(top.objects("images")):
+        f = _Fields(obj, f"images[{i}]", ("ref", "digest", "mediaType", "size", "platforms", "blobs"),
+                    ("sourceDigest",))
+        images.append(Image(f.text("ref"), f.digest("digest"), f.text("mediaType"), f.size("size"),
+                            f.strings("platforms"), f.strings("blobs", is_digest),
+                            f.digest("sourceDigest") if "sourceDigest" in obj else None))
+    charts = []
+    for i, obj in enumerate(top.objects("charts")):
+        f = _Fields(obj, f"charts[{i}]", ("name", "version", "digest", "path", "images"))
+        charts.append(Chart(f.text("name"), f.text("version"), f.digest("digest"), f.text("path", _RELPATH),
+                            f.strings("images")))
+    manifest = BundleManifest(
+        name=top.text("name", _NAME), version=top.text("version", _SEMVER), created=top.text("created"),
+        min_installer=top.text("minInstallerVersion", _SEMVER), members=tuple(members),
+        images=tuple(images), charts=tuple(charts),
+        compose=tuple(_parse_file(o, f"compose[{i}]") for i, o in enumerate(top.objects("compose"))),
+        files=tuple(_parse_file(o, f"files[{i}]") for i, o in enumerate(top.objects("files"))),
+        platforms=top.strings("platforms"), expires=top.text("expires"),
+        description=top.text("description", default=""), unpacked_size=top.size("unpackedSize"))
+    for stamp in (manifest.created, manifest.expires):
+        if stamp is not None:
+            try:
+                parse_time(stamp)
+            except ValueError:
+                raise MalformedError(f"manifest: time {stamp!r} is not YYYY-MM-DDTHH:MM:SSZ") from None
+    if manifest.unpacked_size != sum(m.size for m in members):
+        raise MalformedError("manifest: unpackedSize is not the sum of the member sizes")
+    have = manifest.blob_digests
+    needed = {d for i in images for d in (i.digest, *i.blobs)} | {c.digest for c in charts} | {
+        f.digest for f in (*manifest.compose, *manifest.files)}
+    if needed - have:
+        raise MalformedError(f"manifest: refers to blob(s) it does not carry: {sorted(needed - have)[0]}")
+    return manifest
+
+
+# -- writing ------------------------------------------------------------------------
+
+def write_bundle(out: BinaryIO, manifest: bytes, signatures: bytes, members: Sequence[Member],
+                 open_member: Callable[[Member], BinaryIO], *, level: int = 3, threads: int = 1,
+                 progress: Callable[[int], None] | None = None) -> None:
+    """Write the bundle stream. Member bytes are hashed on the way and must match.
+
+    zstd output is identical for every `threads` >= 1 (but differs from threads=0), so the
+    writer always uses the multi-threaded mode and bundles stay reproducible on any machine.
+    """
+    compressor = zstandard.ZstdCompressor(level=level, threads=max(1, threads), write_checksum=True)
+    with compressor.stream_writer(out, closefd=False) as zout:
+        for name, data in ((MANIFEST, manifest), (SIGNATURES, signatures)):
+            zout.write(tarstream.header(name, len(data)) + data + b"\0" * tarstream.padding(len(data)))
+        for member in members:
+            zout.write(tarstream.header(member.path, member.size))
+            h, size = hashlib.sha256(), 0
+            with open_member(member) as src:
+                while chunk := src.read(CHUNK):
+                    h.update(chunk)
+                    size += len(chunk)
+                    zout.write(chunk)
+                    if progress:
+                        progress(len(chunk))
+            if (size, h.hexdigest()) != (member.size, member.sha256):
+                raise BundleError(f"{member.path} changed while it was written (cache corrupted?)")
+            zout.write(b"\0" * tarstream.padding(size))
+        zout.write(tarstream.END)
+
+
+# -- reading ------------------------------------------------------------------------
+
+class Sink(Protocol):
+    """Where verified member bytes go. `begin` may return None to only hash them."""
+
+    def begin(self, member: Member) -> Writable | None: ...
+
+    def commit(self, member: Member) -> None: ...
+
+
+class _Discard:
+    def begin(self, member: Member) -> None:
+        return None
+
+    def commit(self, member: Member) -> None:
+        pass
+
+
+Authorize = Callable[[bytes, bytes], BundleManifest]
+
+
+class _Stream:
+    """Exact reads from the decompressed stream, with zstd errors turned into BundleErrors."""
+
+    def __init__(self, stream: BinaryIO) -> None:
+        self.stream = stream
+
+    def read(self, n: int, what: str) -> bytes:
+        out = bytearray()
+        while len(out) < n:
+            try:
+                chunk = self.stream.read(n - len(out))
+            except zstandard.ZstdError as exc:
+                raise BundleError(f"corrupt compressed data in {what}: {exc}") from None
+            if not chunk:
+                raise BundleError(f"the bundle is truncated: it ends inside {what}")
+            out += chunk
+        return bytes(out)
+
+
+def _explain(block: bytes, expected: Member | None, known: dict[str, Member], seen: set[str]) -> str:
+    if block == b"\0" * tarstream.BLOCK:
+        return f"member {expected.path} is missing (the archive ends early)" if expected else "empty header"
+    head = tarstream.describe(block)
+    name = head.name
+    if head.kind != "regular file":
+        return f"member {name!r} is a {head.kind}; only regular files are allowed"
+    if name.startswith("/") or ".." in name.split("/") or not (is_member_name(name) or name in (
+            MANIFEST, SIGNATURES)):
+        return f"member name {name!r} is not allowed"
+    if expected is None:
+        return f"member {name} follows the end of the payload"
+    if name in seen:
+        return f"member {name} appears twice"
+    if name not in known:
+        return f"member {name} is not listed in the manifest"
+    if name != expected.path:
+        return f"member {name} is out of order (expected {expected.path})"
+    if head.size != expected.size:
+        return f"member {name} is {head.size} bytes, the manifest says {expected.size}"
+    return f"member {name} has a non-canonical tar header (mode, owner, time or format)"
+
+
+def _first_member(tar: _Stream, name: str, limit: int) -> bytes:
+    block = tar.read(tarstream.BLOCK, f"the {name} header")
+    head = tarstream.describe(block)
+    if head.name != name:
+        if name == SIGNATURES and head.name not in (MANIFEST, SIGNATURES):
+            raise UnsignedError(f"the bundle is not signed (member 2 is {head.name!r}, not {SIGNATURES})")
+        raise BundleError(f"member 1 must be {MANIFEST}, found {head.name!r}" if name == MANIFEST
+                          else f"member {head.name!r} is out of order (expected {name})")
+    if head.size is None or head.size > limit:
+        raise BundleError(f"{name} is {head.size} bytes, over the {limit}-byte limit")
+    if block != tarstream.header(name, head.size):
+        raise BundleError(f"member {name} has a non-canonical tar header (mode, owner, time or format)")
+    data = tar.read(head.size, name)
+    if tar.read(tarstream.padding(head.size), name).strip(b"\0"):
+        raise BundleError(f"member {name} has non-zero padding")
+    return data
+
+
+def read_head(raw: BinaryIO, limits: Limits = Limits()) -> tuple[bytes, bytes]:
+    """Only the manifest and signatures bytes, unverified (for inspect)."""
+    _, stream = decompressing_reader(raw, limits.max_window)
+    tar = _Stream(stream)
+    return _first_member(tar, MANIFEST, limits.max_manifest), _first_member(tar, SIGNATURES, limits.max_signatures)
+
+
+def read_bundle(raw: BinaryIO, authorize: Authorize, sink: Sink | None = None, *,
+                limits: Limits = Limits(), progress: Callable[[int], None] | None = None) -> BundleManifest:
+    """Stream-verify a bundle. Returns the manifest once every byte has been checked.
+
+    `authorize(manifest_bytes, signatures_bytes)` decides trust and must raise if the
+    bundle is not trusted; nothing past the signatures is read before it returns.
+    `progress` is called with the number of compressed bytes consumed since its last call.
+    """
+    sink = sink or _Discard()
+    frame, stream = decompressing_reader(raw, limits.max_window)
+    tar = _Stream(stream)
+    manifest_bytes = _first_member(tar, MANIFEST, limits.max_manifest)
+    signatures = _first_member(tar, SIGNATURES, limits.max_signatures)
+    manifest = authorize(manifest_bytes, signatures)
+    if manifest.unpacked_size > limits.max_unpacked:
+        raise BundleError(f"the bundle unpacks to {manifest.unpacked_size} bytes, over the "
+                          f"{limits.max_unpacked}-byte limit")
+    known = {m.path: m for m in manifest.members}
+    seen: set[str] = set()
+    reported = 0
+
+    def report() -> None:
+        nonlocal reported
+        if progress:
+            progress(frame.offset - reported)
+            reported = frame.offset
+
+    for member in manifest.members:
+        block = tar.read(tarstream.BLOCK, f"the header of {member.path}")
+        if block != tarstream.header(member.path, member.size):
+            raise BundleError(_explain(block, member, known, seen))
+        seen.add(member.path)
+        dst = sink.begin(member)
+        h, left = hashlib.sha256(), member.size
+        while left:
+            chunk = tar.read(min(CHUNK, left), member.path)
+            h.update(chunk)
+            if dst is not None:
+                dst.write(chunk)
+            left -= len(chunk)
+        if tar.read(tarstream.padding(member.size), member.path).strip(b"\0"):
+            raise BundleError(f"member {member.path} has non-zero padding")
+        if h.hexdigest() != member.sha256:
+            raise BundleError(f"member {member.path}: sha256 mismatch, its content was altered")
+        sink.commit(member)
+        report()
+    end = tar.read(len(tarstream.END), "the end of the archive")
+    if end != tarstream.END:
+        raise BundleError(_explain(end[:tarstream.BLOCK], None, known, seen))
+    try:
+        extra = stream.read(1)
+    except zstandard.ZstdError as exc:
+        raise BundleError(f"corrupt compressed data after the archive: {exc}") from None
+    if extra:
+        raise BundleError("trailing data after the end of the tar archive")
+    frame.assert_at_end()
+    report()
+    return manifest
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC)

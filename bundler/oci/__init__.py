@@ -1,0 +1,1 @@
+"""Content-addressed images: digests, descriptors, references, stores and registries."""

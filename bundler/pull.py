@@ -1,0 +1,92 @@
+"""Copy one image from a source into a layout store: source -> platform filter -> sink."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from .errors import SpecError
+from .oci.layout import Layout
+from .oci.model import (
+    INDEX_TYPES,
+    MAX_MANIFEST_BYTES,
+    Descriptor,
+    Platform,
+    children,
+    config_platform,
+    parse_json,
+)
+from .sources.base import ImageSource
+
+
+@dataclass(frozen=True)
+class Pulled:
+    root: Descriptor
+    blobs: tuple[Descriptor, ...]      # root first, then manifests, configs, layers; no repeats
+    platforms: tuple[str, ...]
+    source_digest: str | None          # the source's root digest, when filtering changed it
+
+
+def _filter_index(body: bytes, kept: list[Descriptor]) -> bytes:
+    doc = parse_json(body, "index")
+    doc["manifests"] = [d.to_json() for d in kept]
+    return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
+
+
+def pull(source: ImageSource, store: Layout, wanted: tuple[Platform, ...], *, concurrency: int = 1,
+         on_bytes: Callable[[int], None] | None = None) -> Pulled:
+    root, body = source.root()
+    where = source.description
+    blobs: dict[str, Descriptor] = {}
+    platforms: list[str] = []
+    source_digest = None
+    if root.media_type in INDEX_TYPES:
+        entries = children(root.media_type, body, where)
+        kept = [d for d in entries if not wanted or (d.platform and any(d.platform.matches(w) for w in wanted))]
+        if not kept:
+            have = ", ".join(sorted({str(d.platform) for d in entries if d.platform})) or "none"
+            raise SpecError(f"{where}: no manifest for {', '.join(map(str, wanted))} (has {have})")
+        if kept != entries:
+            source_digest = root.digest
+            body = _filter_index(body, kept)
+            root = Descriptor.for_bytes(root.media_type, body)
+        manifests = [(d, source.manifest(d)) for d in kept]
+        platforms = [str(d.platform) for d in kept if d.platform]
+    else:
+        manifests = [(root, body)]
+    store.put_bytes(root.media_type, body)
+    blobs[root.digest] = root
+    layers: list[Descriptor] = []
+    for desc, manifest in manifests:
+        if desc.media_type in INDEX_TYPES:
+            raise SpecError(f"{where}: nested indexes are not supported")
+        store.put_bytes(desc.media_type, manifest)
+        blobs.setdefault(desc.digest, desc)
+        config, *image_layers = children(desc.media_type, manifest, where)
+        if not store.has(config):
+            with source.open_blob(config) as stream:
+                store.ingest(stream, config, f"{where}: config")
+        blobs.setdefault(config.digest, config)
+        if desc is root:
+            platform = config_platform(store.read_small(config, MAX_MANIFEST_BYTES), where)
+            if wanted and not (platform and any(platform.matches(w) for w in wanted)):
+                raise SpecError(f"{where} is {platform or 'of unknown platform'}, "
+                                f"not {', '.join(map(str, wanted))}")
+            platforms = [str(platform)] if platform else []
+        for layer in image_layers:
+            if layer.digest not in blobs:
+                blobs[layer.digest] = layer
+                layers.append(layer)
+
+    def fetch(layer: Descriptor) -> None:
+        if not store.has(layer):
+            with source.open_blob(layer) as stream:
+                store.ingest(stream, layer, f"{where}: layer")
+        if on_bytes:
+            on_bytes(layer.size)
+
+    with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
+        list(pool.map(fetch, layers))
+    return Pulled(root, tuple(blobs.values()), tuple(platforms), source_digest)

@@ -1,0 +1,1 @@
+"""Narrow wrappers around outside programs; nothing else in Satchel starts them."""

@@ -1,0 +1,45 @@
+"""The local Docker engine, through the Docker SDK."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ..errors import EnvironmentProblem, SpecError
+
+
+def _client():  # type: ignore[no-untyped-def]
+    import docker  # imported lazily: the verify path must not need it
+    from docker.errors import DockerException
+
+    try:
+        client = docker.from_env()
+        client.ping()
+    except DockerException as exc:
+        raise EnvironmentProblem(f"the Docker engine is not reachable ({exc}); start dockerd "
+                                 "or set DOCKER_HOST") from None
+    return client
+
+
+def save_image(ref: str, dest: Path) -> None:
+    """`docker save` one image into dest, streamed to disk."""
+    from docker.errors import APIError, ImageNotFound
+
+    client = _client()
+    try:
+        image = client.images.get(ref)
+        named = ref if ref in image.tags else False
+        tmp = dest.with_name(dest.name + ".part")
+        with tmp.open("wb") as fh:
+            for chunk in image.save(chunk_size=1 << 20, named=named):
+                fh.write(chunk)
+            fh.flush()
+            os.fsync(fh.fileno())
+        tmp.replace(dest)
+    except ImageNotFound:
+        raise SpecError(f"image {ref} is not in the local Docker engine (docker pull or build it "
+                        "first)") from None
+    except APIError as exc:
+        raise EnvironmentProblem(f"docker save {ref} failed: {exc.explanation or exc}") from None
+    finally:
+        client.close()

@@ -1,0 +1,1 @@
+"""Customer side of Satchel: install, roll back and report on bundles."""

@@ -1,0 +1,67 @@
+"""The `satchel` command: every vendor and customer command, and the one place errors
+become exit codes."""
+
+from __future__ import annotations
+
+import sys
+import traceback
+
+import click
+
+from bundler import __version__
+from bundler.cli import COMMANDS as VENDOR_COMMANDS
+from bundler.errors import BundleError, EnvironmentProblem, SpecError
+from signing.errors import KeyFileError, TrustError
+
+# Exit codes by cause (docs/OPERATIONS.md). Order matters: first match wins.
+EXIT_CODES: list[tuple[type[BaseException], int]] = [
+    (SpecError, 2), (KeyFileError, 2), (TrustError, 3), (BundleError, 3), (EnvironmentProblem, 4),
+]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="satchel")
+@click.option("--debug", is_flag=True, help="Show tracebacks.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress output.")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool, quiet: bool) -> None:
+    """Ship container applications to air-gapped sites: signed bundles, verified installs."""
+    ctx.ensure_object(dict)
+    ctx.obj.update(debug=debug, quiet=quiet)
+
+
+for command in VENDOR_COMMANDS:
+    cli.add_command(command)
+
+
+def exit_code(exc: BaseException) -> int:
+    return next((code for kind, code in EXIT_CODES if isinstance(exc, kind)), 1)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in args
+    try:
+        cli.main(args=args, prog_name="satchel", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("satchel: aborted", err=True)
+        return 130
+    except click.ClickException as exc:
+        exc.show()
+        return 2
+    except click.exceptions.Exit as exc:
+        return int(exc.exit_code)
+    except Exception as exc:
+        code = exit_code(exc)
+        if debug:
+            traceback.print_exc()
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if code == 1:
+            message = f"unexpected error: {type(exc).__name__}: {message} (run with --debug for details)"
+        click.echo(f"satchel: error: {message}", err=True)
+        return code
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

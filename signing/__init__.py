@@ -1,0 +1,1 @@
+"""Keys, signatures and trust decisions. Pure where it decides; no knowledge of bundles."""

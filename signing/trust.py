@@ -1,0 +1,56 @@
+"""Trust decisions. Pure: bytes, keys and the clock come in; a verdict or a TrustError goes out.
+
+No files, no network, no global clock, so every decision can be tested exhaustively.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+from . import envelope
+from .errors import BadSignatureError, ExpiredError, UnsignedError, UntrustedKeyError
+from .keys import VerifyKey
+
+
+@dataclass(frozen=True)
+class Verified:
+    """Payload bytes whose signatures met the threshold, and who signed them."""
+
+    payload: bytes
+    signers: tuple[str, ...]
+
+
+def verify_signatures(payload: bytes, signatures: bytes, trusted: Iterable[VerifyKey],
+                      threshold: int = 1) -> Verified:
+    """Check that at least `threshold` distinct trusted keys signed exactly `payload`.
+
+    A signature that names a trusted key but does not verify is tampering, not noise: it
+    fails the whole check even if other signatures are good.
+    """
+    if threshold < 1:
+        raise ValueError("threshold must be at least 1")
+    keys = {k.keyid: k for k in trusted}
+    entries = envelope.parse(signatures)
+    if not entries:
+        raise UnsignedError("the bundle is not signed")
+    signers: list[str] = []
+    for sig in entries:
+        key = keys.get(sig.keyid)
+        if key is None:
+            continue
+        if sig.algorithm != key.algorithm or not key.verify(sig.value, payload):
+            raise BadSignatureError(f"signature by key {sig.keyid[:16]} does not match the manifest")
+        signers.append(sig.keyid)
+    if not signers:
+        found = ", ".join(s.keyid[:16] for s in entries)
+        raise UntrustedKeyError(f"signed only by untrusted key(s) {found}; pass the vendor's key with --key")
+    if len(signers) < threshold:
+        raise UntrustedKeyError(f"{len(signers)} trusted signature(s), {threshold} required")
+    return Verified(payload, tuple(sorted(signers)))
+
+
+def check_not_expired(expires: datetime | None, now: datetime) -> None:
+    if expires is not None and now >= expires:
+        raise ExpiredError(f"the bundle expired at {expires.isoformat()}")
