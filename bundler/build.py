@@ -12,7 +12,7 @@ from io import BytesIO
 from pathlib import Path
 from typing import BinaryIO
 
-from signing import envelope
+from signing import canonical, envelope
 from signing.keys import SigningKey
 
 from . import __version__ as satchel_version
@@ -21,7 +21,7 @@ from .charts import pack_chart
 from .discover import chart_images, compose_images
 from .errors import EnvironmentProblem, SpecError
 from .oci.layout import OCI_LAYOUT, REF_ANNOTATION, Layout, fsync_dir
-from .oci.model import FILE_BLOB, Descriptor, Platform
+from .oci.model import OCI_INDEX, Descriptor, Platform
 from .oci.refs import Reference, is_loopback
 from .oci.registry import Endpoint, RegistryClient
 from .progress import QUIET, Reporter
@@ -91,16 +91,19 @@ class _Clients:
             return self._clients[host]
 
 
-def image_list(spec: Spec) -> list[ImageSpec]:
+def _refs(texts: list[str], origin: str) -> list[tuple[str, Reference]]:
+    try:
+        return [(t, Reference.parse(t)) for t in texts]
+    except SpecError as exc:
+        raise SpecError(f"{origin}: {exc}") from None
+
+
+def image_list(spec: Spec, chart_refs: dict[str, list[tuple[str, Reference]]]) -> list[ImageSpec]:
     """Spec images, plus every image a compose file or chart names (pulled from its registry)."""
     images = {str(i.ref): i for i in spec.images}
-    discovered = [(img, f"compose file {p}") for p in spec.compose for img in compose_images(spec.base / p)]
-    discovered += [(img, f"chart {c}") for c in spec.charts for img in chart_images(spec.base / c)]
-    for text, origin in discovered:
-        try:
-            ref = Reference.parse(text)
-        except SpecError as exc:
-            raise SpecError(f"{origin}: {exc}") from None
+    discovered = [r for p in spec.compose for r in _refs(compose_images(spec.base / p), f"compose file {p}")]
+    discovered += [r for refs in chart_refs.values() for r in refs]
+    for text, ref in discovered:
         images.setdefault(str(ref), ImageSpec(ref, text))
     return [images[k] for k in sorted(images)]
 
@@ -116,9 +119,14 @@ def open_source(image: ImageSpec, clients: _Clients, workdir: Path, created: str
     if image.source == "archive":
         return ArchiveSource(image.path, image.ref)
     platform = image.options.get("platform") or Platform("linux", "amd64")
-    mtime = int(bundle_format.parse_time(created).timestamp()) if "SOURCE_DATE_EPOCH" in os.environ else 0
+    mtime = _layer_mtime(created)
     return DirectorySource(image.path, platform, image.options, workdir, mtime,
                            created if mtime else EPOCH)
+
+
+def _layer_mtime(created: str) -> int:
+    """Files packed here get SOURCE_DATE_EPOCH as mtime, else 0: never the build time."""
+    return int(bundle_format.parse_time(created).timestamp()) if "SOURCE_DATE_EPOCH" in os.environ else 0
 
 
 def _file(spec: Spec, store: Layout, rel: str, what: str) -> bundle_format.File:
@@ -140,41 +148,34 @@ def build(spec: Spec, output: Path, keys: Sequence[SigningKey], options: BuildOp
     store = Layout.create(options.cache / "oci")
     workdir = options.cache / "tmp"
     clients = _Clients(spec)
-    images = image_list(spec)
+    chart_refs = {rel: _refs(chart_images(spec.base / rel), f"chart {rel}") for rel in spec.charts}
+    images = image_list(spec, chart_refs)
     pulled: list[tuple[ImageSpec, Pulled]] = []
     for image in images:
         reporter.step(f"pulling {image.ref} from {image.source}")
         source = open_source(image, clients, workdir, created)
         try:
+            concurrency = options.concurrency if image.source == "registry" else 1
             pulled.append((image, pull(source, store, image.platforms or spec.platforms,
-                                       concurrency=options.concurrency if image.source == "registry" else 1)))
+                                       concurrency=concurrency)))
         finally:
             source.close()
-    mtime = int(bundle_format.parse_time(created).timestamp()) if "SOURCE_DATE_EPOCH" in os.environ else 0
-    charts = []
-    chart_blobs: list[Descriptor] = []
+    charts: list[bundle_format.Chart] = []
+    roots = [(p.root, str(i.ref)) for i, p in pulled]
+    blobs = {b.digest: b.size for _, p in pulled for b in p.blobs}
     for rel in spec.charts:
-        packed = pack_chart(spec.base / rel, store, mtime)
-        chart_blobs += packed.blobs
-        refs = sorted({str(Reference.parse(i)) for i in chart_images(spec.base / rel)})
-        charts.append(bundle_format.Chart(packed.name, packed.version, packed.manifest.digest, rel, tuple(refs)))
+        packed = pack_chart(spec.base / rel, store, _layer_mtime(created))
+        roots.append((packed.manifest, f"charts/{packed.name}:{packed.version}"))
+        blobs.update({b.digest: b.size for b in packed.blobs})
+        refs = tuple(sorted({str(ref) for _, ref in chart_refs[rel]}))
+        charts.append(bundle_format.Chart(packed.name, packed.version, packed.manifest.digest, rel, refs))
     compose = tuple(_file(spec, store, rel, "compose file") for rel in spec.compose)
     files = tuple(_file(spec, store, rel, "file") for rel in spec.files)
-
-    index = [Descriptor(p.root.media_type, p.root.digest, p.root.size,
-                        annotations={REF_ANNOTATION: str(i.ref)}) for i, p in pulled]
-    index += [Descriptor(c.media_type, c.digest, c.size, annotations={REF_ANNOTATION: f"charts/{ch.name}:{ch.version}"})
-              for ch, c in ((ch, next(b for b in chart_blobs if b.digest == ch.digest)) for ch in charts)]
-    index.sort(key=lambda d: d.annotations[REF_ANNOTATION])
-    index_bytes = _index_bytes(index)
-    blobs: dict[str, int] = {}
-    for _, p in pulled:
-        blobs.update({b.digest: b.size for b in p.blobs})
-    blobs.update({b.digest: b.size for b in chart_blobs})
     blobs.update({f.digest: f.size for f in (*compose, *files)})
-    members = [bundle_format.Member("oci-layout", len(OCI_LAYOUT), Descriptor.for_bytes("", OCI_LAYOUT).digest[7:]),
-               bundle_format.Member("index.json", len(index_bytes), Descriptor.for_bytes("", index_bytes).digest[7:])]
-    members += [bundle_format.Member(f"blobs/sha256/{d[7:]}", s, d[7:]) for d, s in sorted(blobs.items())]
+    index_bytes = _index_bytes(roots)
+    members = [bundle_format.Member.for_bytes("oci-layout", OCI_LAYOUT),
+               bundle_format.Member.for_bytes("index.json", index_bytes)]
+    members += [bundle_format.Member.for_blob(d, s) for d, s in sorted(blobs.items())]
     manifest = bundle_format.BundleManifest(
         name=spec.name, version=spec.version, created=created, min_installer=satchel_version,
         members=tuple(members), description=spec.description,
@@ -198,10 +199,12 @@ def build(spec: Spec, output: Path, keys: Sequence[SigningKey], options: BuildOp
     return manifest
 
 
-def _index_bytes(manifests: list[Descriptor]) -> bytes:
-    from signing import canonical
-    return canonical.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
-                            "manifests": [d.to_json() for d in manifests]})
+def _index_bytes(roots: list[tuple[Descriptor, str]]) -> bytes:
+    """index.json of the bundle's OCI layout: every image and chart, named by its reference."""
+    entries = [Descriptor(d.media_type, d.digest, d.size, annotations={REF_ANNOTATION: name})
+               for d, name in sorted(roots, key=lambda r: r[1])]
+    return canonical.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX,
+                            "manifests": [d.to_json() for d in entries]})
 
 
 def _write_file(output: Path, write, total: int, reporter: Reporter) -> None:  # type: ignore[no-untyped-def]

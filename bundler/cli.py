@@ -60,8 +60,8 @@ def build_cmd(ctx: click.Context, spec: Path, output: Path, keys: tuple[Path, ..
     signing_keys = [load_signing_key(k) for k in keys]
     parsed = load_spec(spec)
     reporter = Reporter(quiet=ctx.obj.get("quiet", False) or as_json)
-    manifest = build(parsed, output, signing_keys, BuildOptions(cache=cache or default_cache(), level=level),
-                     reporter)
+    options = BuildOptions(cache=cache or default_cache(), level=level)
+    manifest = build(parsed, output, signing_keys, options, reporter)
     size = output.stat().st_size
     if as_json:
         emit_json({"bundle": str(output), "name": manifest.name, "version": manifest.version,
@@ -119,8 +119,9 @@ def verify(ctx: click.Context, bundle: Path, keys: tuple[Path, ...], as_json: bo
         emit_json({"ok": True, "name": m.name, "version": m.version, "signers": list(result.signers),
                    "members": len(m.members), "unpackedSize": m.unpacked_size})
     else:
+        signers = ", ".join(s[:16] for s in result.signers)
         click.echo(f"OK {bundle}: {m.name} {m.version}, {len(m.members)} members, "
-                   f"{human(m.unpacked_size)} verified, signed by {', '.join(s[:16] for s in result.signers)}")
+                   f"{human(m.unpacked_size)} verified, signed by {signers}")
 
 
 COMMANDS = [keygen, build_cmd, inspect, verify]

@@ -79,6 +79,14 @@ class Member:
     def digest(self) -> str:
         return "sha256:" + self.sha256
 
+    @classmethod
+    def for_bytes(cls, path: str, data: bytes) -> Member:
+        return cls(path, len(data), hashlib.sha256(data).hexdigest())
+
+    @classmethod
+    def for_blob(cls, digest: str, size: int) -> Member:
+        return cls(f"blobs/sha256/{digest[7:]}", size, digest[7:])
+
 
 @dataclass(frozen=True)
 class Image:
@@ -353,14 +361,14 @@ def _explain(block: bytes, expected: Member | None, known: dict[str, Member], se
     if name.startswith("/") or ".." in name.split("/") or not (is_member_name(name) or name in (
             MANIFEST, SIGNATURES)):
         return f"member name {name!r} is not allowed"
-    if expected is None:
-        return f"member {name} follows the end of the payload"
     if name in seen:
         return f"member {name} appears twice"
     if name not in known:
         return f"member {name} is not listed in the manifest"
+    if expected is None:
+        return f"member {name} follows the end of the payload"
     if name != expected.path:
-        return f"member {name} is out of order (expected {expected.path})"
+        return f"member {expected.path} is missing or out of order (found {name} in its place)"
     if head.size != expected.size:
         return f"member {name} is {head.size} bytes, the manifest says {expected.size}"
     return f"member {name} has a non-canonical tar header (mode, owner, time or format)"
@@ -384,15 +392,20 @@ def _first_member(tar: _Stream, name: str, limit: int) -> bytes:
     return data
 
 
-def read_head(raw: BinaryIO, limits: Limits = Limits()) -> tuple[bytes, bytes]:
+DEFAULT_LIMITS = Limits()
+
+
+def read_head(raw: BinaryIO, limits: Limits = DEFAULT_LIMITS) -> tuple[bytes, bytes]:
     """Only the manifest and signatures bytes, unverified (for inspect)."""
     _, stream = decompressing_reader(raw, limits.max_window)
     tar = _Stream(stream)
-    return _first_member(tar, MANIFEST, limits.max_manifest), _first_member(tar, SIGNATURES, limits.max_signatures)
+    manifest = _first_member(tar, MANIFEST, limits.max_manifest)
+    return manifest, _first_member(tar, SIGNATURES, limits.max_signatures)
 
 
 def read_bundle(raw: BinaryIO, authorize: Authorize, sink: Sink | None = None, *,
-                limits: Limits = Limits(), progress: Callable[[int], None] | None = None) -> BundleManifest:
+                limits: Limits = DEFAULT_LIMITS,
+                progress: Callable[[int], None] | None = None) -> BundleManifest:
     """Stream-verify a bundle. Returns the manifest once every byte has been checked.
 
     `authorize(manifest_bytes, signatures_bytes)` decides trust and must raise if the

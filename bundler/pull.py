@@ -35,6 +35,10 @@ def _filter_index(body: bytes, kept: list[Descriptor]) -> bytes:
     return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
 
 
+def _wanted(platform: Platform | None, wanted: tuple[Platform, ...]) -> bool:
+    return not wanted or (platform is not None and any(platform.matches(w) for w in wanted))
+
+
 def pull(source: ImageSource, store: Layout, wanted: tuple[Platform, ...], *, concurrency: int = 1,
          on_bytes: Callable[[int], None] | None = None) -> Pulled:
     root, body = source.root()
@@ -44,7 +48,7 @@ def pull(source: ImageSource, store: Layout, wanted: tuple[Platform, ...], *, co
     source_digest = None
     if root.media_type in INDEX_TYPES:
         entries = children(root.media_type, body, where)
-        kept = [d for d in entries if not wanted or (d.platform and any(d.platform.matches(w) for w in wanted))]
+        kept = [d for d in entries if _wanted(d.platform, wanted)]
         if not kept:
             have = ", ".join(sorted({str(d.platform) for d in entries if d.platform})) or "none"
             raise SpecError(f"{where}: no manifest for {', '.join(map(str, wanted))} (has {have})")
@@ -71,7 +75,7 @@ def pull(source: ImageSource, store: Layout, wanted: tuple[Platform, ...], *, co
         blobs.setdefault(config.digest, config)
         if desc is root:
             platform = config_platform(store.read_small(config, MAX_MANIFEST_BYTES), where)
-            if wanted and not (platform and any(platform.matches(w) for w in wanted)):
+            if not _wanted(platform, wanted):
                 raise SpecError(f"{where} is {platform or 'of unknown platform'}, "
                                 f"not {', '.join(map(str, wanted))}")
             platforms = [str(platform)] if platform else []

@@ -13,7 +13,7 @@ from signing.keys import VerifyKey
 
 from . import format as bundle_format
 from .errors import SpecError
-from .format import BundleManifest, Limits, Sink
+from .format import DEFAULT_LIMITS, BundleManifest, Limits, Sink
 
 
 @dataclass(frozen=True)
@@ -46,7 +46,7 @@ def open_bundle(path: Path) -> BinaryIO:
 
 
 def verify_stream(raw: BinaryIO, keys: Sequence[VerifyKey], *, now: datetime | None = None,
-                  sink: Sink | None = None, limits: Limits = Limits(),
+                  sink: Sink | None = None, limits: Limits = DEFAULT_LIMITS,
                   progress: Callable[[int], None] | None = None) -> Verified:
     if not keys:
         raise SpecError("no trusted key given (--key VENDOR.pub)")

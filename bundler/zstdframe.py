@@ -107,7 +107,7 @@ class FrameReader:
 def decompressing_reader(raw: BinaryIO, max_window: int) -> tuple[FrameReader, BinaryIO]:
     frame = FrameReader(raw, max_window)
     decoder = zstandard.ZstdDecompressor(max_window_size=max_window)
-    stream = decoder.stream_reader(frame, read_size=MAX_BLOCK + 3, read_across_frames=False,
-                                   closefd=False)
-    return frame, stream  # type: ignore[return-value]
+    stream = decoder.stream_reader(frame, read_size=MAX_BLOCK + 3,  # type: ignore[arg-type]
+                                   read_across_frames=False, closefd=False)
+    return frame, stream
 

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast
 
 import requests
 
@@ -88,8 +88,9 @@ class RegistryClient:
         self._base: str | None = None
         self._tokens: dict[str, str] = {}   # one bearer token per scope
         self._basic = False
-        creds = (endpoint.username, endpoint.password)
-        self._creds = creds if all(creds) else docker_credentials(endpoint.host)
+        self._creds: tuple[str, str] | None = (
+            (endpoint.username, endpoint.password) if endpoint.username and endpoint.password
+            else docker_credentials(endpoint.host))
 
     # -- transport -----------------------------------------------------------------
 
@@ -160,9 +161,9 @@ class RegistryClient:
             if hasattr(body, "seek"):
                 body.seek(0)  # type: ignore[union-attr]
             try:
-                resp = self.session.request(method, url, headers={**(headers or {}), **self._auth_headers(scope)},
-                                            data=body, stream=stream, timeout=self.endpoint.timeout,
-                                            allow_redirects=True)
+                all_headers = {**(headers or {}), **self._auth_headers(scope)}
+                resp = self.session.request(method, url, headers=all_headers, data=body, stream=stream,
+                                            timeout=self.endpoint.timeout)
             except requests.ConnectionError as exc:
                 refused = "refused" in str(exc).lower()
                 if attempt >= (2 if refused else attempts):
@@ -221,7 +222,7 @@ class RegistryClient:
                             stream=True, what=f"blob {desc.digest} of {repo}")
         with resp:
             resp.raw.decode_content = True
-            yield resp.raw
+            yield cast(BinaryIO, resp.raw)
 
     def has_blob(self, repo: str, digest: str) -> bool:
         try:

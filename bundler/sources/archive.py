@@ -23,7 +23,7 @@ class ArchiveSource:
         self.ref = ref
         self.description = description or f"archive {path}"
         try:
-            self.tar = tarfile.open(path, "r:*")
+            self.tar = tarfile.open(path, "r:*")  # noqa: SIM115 - closed by close()
             self.names = set(self.tar.getnames())
         except (OSError, tarfile.TarError) as exc:
             raise SpecError(f"{path} is not a readable docker save archive: {exc}") from None

@@ -9,7 +9,7 @@ from io import BytesIO
 from typing import BinaryIO, Protocol
 
 from ..errors import BundleError
-from ..oci.model import OCI_CONFIG, OCI_MANIFEST, MAX_MANIFEST_BYTES, Descriptor
+from ..oci.model import MAX_MANIFEST_BYTES, OCI_CONFIG, OCI_MANIFEST, Descriptor
 
 
 class ImageSource(Protocol):

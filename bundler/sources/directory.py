@@ -8,14 +8,13 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from ..errors import SpecError
-from ..reprotar import write_tree
 from ..oci.digest import copy_hashed
 from ..oci.model import OCI_LAYER, Descriptor, Platform
+from ..reprotar import write_tree
 from .base import SynthesizedImage
 
 
@@ -52,7 +51,10 @@ class DirectorySource(SynthesizedImage):
             digest, size = copy_hashed(fh, None)
         layer = Descriptor(OCI_LAYER, digest, size)
         super().__init__(f"directory {root}", image_config(platform, digest, options, created),
-                         [(layer, partial(self._layer.open, "rb"))])
+                         [(layer, self._open_layer)])
+
+    def _open_layer(self) -> BinaryIO:
+        return self._layer.open("rb")
 
     def close(self) -> None:
         self._layer.unlink(missing_ok=True)

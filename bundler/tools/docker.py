@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 from ..errors import EnvironmentProblem, SpecError
 
 
-def _client():  # type: ignore[no-untyped-def]
+def _client() -> Any:
     import docker  # imported lazily: the verify path must not need it
     from docker.errors import DockerException
 

@@ -1,0 +1,106 @@
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+
+from installer.cli import main
+from tests import images
+from tests.infra import Registry, docker, docker_available
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+    def json(self) -> dict:
+        return json.loads(self.out)
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., Result]:
+    """Run `satchel ARGS...` in-process, as a user would, and capture what it prints."""
+
+    def run(*args: str | Path) -> Result:
+        capsys.readouterr()
+        code = main([str(a) for a in args])
+        captured = capsys.readouterr()
+        return Result(code, captured.out, captured.err)
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def keys(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    from signing.keys import SigningKey, write_key_pair
+
+    d = tmp_path_factory.mktemp("keys")
+    out = {}
+    for name, kind in (("vendor", "ed25519"), ("other", "ed25519"), ("ecdsa", "ecdsa-p256")):
+        private, public = write_key_pair(SigningKey.generate(kind), d / name)
+        out[name], out[name + ".pub"] = private, public
+    return out
+
+
+@pytest.fixture(scope="session")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
+    reg = Registry(tmp_path_factory.mktemp("registry"))
+    yield reg
+    reg.stop()
+
+
+@pytest.fixture(scope="session")
+def auth_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
+    reg = Registry(tmp_path_factory.mktemp("auth-registry"), user="vendor", password="s3cret-pw")
+    yield reg
+    reg.stop()
+
+
+@dataclass(frozen=True)
+class TestImages:
+    layout: Path                 # OCI layout holding every test image, tagged
+    registry: Registry
+
+
+@pytest.fixture(scope="session")
+def test_images(registry: Registry, tmp_path_factory: pytest.TempPathFactory) -> TestImages:
+    """web:1.0 and worker:1.0 share the busybox layer; multi:1.0 is amd64 + arm64."""
+    root = tmp_path_factory.mktemp("layout")
+    w = images.LayoutWriter(root)
+    base = images.busybox_layer()
+    w.tag(w.image([base, images.app_layer("web 1.0")]), "web-1.0")
+    w.tag(w.image([base, images.app_layer("worker 1.0")]), "worker-1.0")
+    w.tag(w.image([base, images.app_layer("web 1.1")]), "web-1.1")
+    w.tag(w.index([w.image([base, images.app_layer("multi amd64")], arch="amd64"),
+                   w.image([base, images.app_layer("multi arm64")], arch="arm64")]), "multi-1.0")
+    for tag, repo in (("web-1.0", "acme/web"), ("worker-1.0", "acme/worker"), ("web-1.1", "acme/web"),
+                      ("multi-1.0", "acme/multi")):
+        registry.push_layout(root, tag, repo)
+    return TestImages(root, registry)
+
+
+@pytest.fixture(scope="session")
+def engine_image(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """An image in the real Docker engine, made with `docker import` of a busybox rootfs."""
+    docker_available()
+    ref = "satchel-test/engine:1.0"
+    rootfs = images.tar_bytes({"bin/busybox": images.BUSYBOX.read_bytes(), "etc/engine": b"engine\n"})
+    docker("import", "--change", 'CMD ["/bin/busybox","sleep","3600"]', "-", ref, input=rootfs)
+    yield ref
+    docker("rmi", "-f", ref)
+
+
+@pytest.fixture
+def write_spec(tmp_path: Path) -> Callable[..., Path]:
+    def write(doc: dict, name: str = "satchel.yaml") -> Path:
+        path = tmp_path / name
+        path.write_text(yaml.safe_dump(doc, sort_keys=False))
+        return path
+
+    return write
