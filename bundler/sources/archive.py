@@ -24,18 +24,17 @@ class ArchiveSource:
         self.description = description or f"archive {path}"
         try:
             self.tar = tarfile.open(path, "r:*")  # noqa: SIM115 - closed by close()
-            self.names = set(self.tar.getnames())
+            # Names as written by docker save, or by tar -C DIR . ("./index.json").
+            self.members = {m.name.removeprefix("./"): m for m in self.tar.getmembers()}
         except (OSError, tarfile.TarError) as exc:
             raise SpecError(f"{path} is not a readable docker save archive: {exc}") from None
         self._legacy: SynthesizedImage | None = None
-        if not {"index.json", "oci-layout"} <= self.names:
+        if not {"index.json", "oci-layout"} <= set(self.members):
             self._legacy = self._synthesize()
 
     def _member(self, name: str) -> BinaryIO:
-        try:
-            fh = self.tar.extractfile(name)
-        except KeyError:
-            fh = None
+        member = self.members.get(name)
+        fh = self.tar.extractfile(member) if member else None
         if fh is None:
             raise BundleError(f"{self.description}: member {name} is missing")
         return cast(BinaryIO, fh)
@@ -48,7 +47,7 @@ class ArchiveSource:
         return data
 
     def _synthesize(self) -> SynthesizedImage:
-        if "manifest.json" not in self.names:
+        if "manifest.json" not in self.members:
             raise SpecError(f"{self.description} is not a docker save archive (no manifest.json)")
         entries: Any = json.loads(self._read("manifest.json"))
         if not isinstance(entries, list) or not entries:

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import BinaryIO
 
+from ..errors import NotFoundError, SpecError
 from ..oci.model import Descriptor
 from ..oci.refs import Reference
 from ..oci.registry import RegistryClient
@@ -17,7 +18,10 @@ class RegistrySource:
         self.description = f"registry {ref}"
 
     def root(self) -> tuple[Descriptor, bytes]:
-        return self.client.get_manifest(self.ref.repository, self.ref.digest or self.ref.tag or "latest")
+        try:
+            return self.client.get_manifest(self.ref.repository, self.ref.digest or self.ref.tag or "latest")
+        except NotFoundError:
+            raise SpecError(f"image {self.ref} does not exist in its registry") from None
 
     def manifest(self, desc: Descriptor) -> bytes:
         return self.client.get_manifest(self.ref.repository, desc.digest)[1]
