@@ -271,3 +271,17 @@ def test_duplicate_yaml_keys_are_refused(cli, tmp_path, keys):
     (tmp_path / "satchel.yaml").write_text("name: a\nname: b\nversion: 1.0.0\n")
     res = cli("build", tmp_path / "satchel.yaml", "-o", tmp_path / "x.bundle", "--key", keys["vendor"])
     assert res.code == 2 and "duplicate key 'name'" in res.err
+
+
+def test_chart_discovery_renders_with_helm(cli, write_spec, keys, test_images, tmp_path):
+    """With helm on PATH, rendering finds images the values do not mention (a hard-coded sidecar)."""
+    assert shutil.which("helm"), "helm is not installed (scripts/install-helm.sh)"
+    host = test_images.registry.host
+    _chart(tmp_path, host)
+    subprocess.run(["helm", "package", str(tmp_path / "charts" / "hello"), "-d", str(tmp_path / "charts")],
+                   check=True, capture_output=True)
+    for chart in ("charts/hello", "charts/hello-0.1.0.tgz"):
+        info = build_ok(cli, write_spec({"name": "h", "version": "1.0.0", "charts": [chart]}), keys)
+        expected = [f"{host}/acme/web:web-1.0", f"{host}/acme/worker:worker-1.0"]
+        assert sorted(i["ref"] for i in info["images"]) == expected, chart
+        assert info["charts"][0]["images"] == expected

@@ -1,0 +1,65 @@
+"""Memory stays flat as bundles grow: build and verify of a 320 MiB bundle need no more
+memory than those of a 64 MiB one (peak RSS of the child process, via wait4).
+
+The smaller bundle must still be large enough to fill zstd's multi-threaded job buffers
+(a fixed few tens of MiB), as the design's "5 GB vs 50 MB" promise does."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.images import BUSYBOX
+
+RUN = "import sys; from installer.cli import main; sys.exit(main(sys.argv[1:]))"
+
+
+def peak_rss_mib(*args: str | Path) -> float:
+    proc = subprocess.Popen([sys.executable, "-c", RUN, *map(str, args)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, proc.stderr.read().decode() if proc.stderr else ""
+    return usage.ru_maxrss / 1024
+
+
+def project(root: Path, payload_mib: int) -> Path:
+    rootfs = root / "rootfs"
+    (rootfs / "bin").mkdir(parents=True)
+    shutil.copy(BUSYBOX, rootfs / "bin" / "busybox")
+    with (rootfs / "data.bin").open("wb") as fh:
+        for _ in range(payload_mib):
+            fh.write(os.urandom(1 << 20))
+    (root / "satchel.yaml").write_text("name: mem\nversion: 1.0.0\nimages:\n"
+                                       "  - ref: acme/big:1.0\n    source: dir:rootfs\n")
+    return root / "satchel.yaml"
+
+
+@pytest.fixture(scope="module")
+def measured(tmp_path_factory, keys) -> dict[str, tuple[float, float]]:
+    out = {}
+    for name, mib in (("small", 64), ("large", 320)):
+        root = tmp_path_factory.mktemp(name)
+        spec = project(root, mib)
+        bundle = root / "b.bundle"
+        build = peak_rss_mib("-q", "build", spec, "-o", bundle, "--key", keys["vendor"], "--cache", root / "c")
+        verify = peak_rss_mib("-q", "verify", bundle, "--key", keys["vendor.pub"])
+        assert bundle.stat().st_size > mib << 20
+        out[name] = (build, verify)
+    return out
+
+
+def test_verify_memory_is_flat(measured):
+    small, large = measured["small"][1], measured["large"][1]
+    assert large - small < 24, f"verify peak RSS grew from {small:.0f} MiB to {large:.0f} MiB"
+    assert large < 200
+
+
+def test_build_memory_is_flat(measured):
+    small, large = measured["small"][0], measured["large"][0]
+    assert large - small < 32, f"build peak RSS grew from {small:.0f} MiB to {large:.0f} MiB"
+    assert large < 200
