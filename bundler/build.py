@@ -145,7 +145,7 @@ def build(spec: Spec, output: Path, keys: Sequence[SigningKey], options: BuildOp
     if not keys:
         raise SpecError("a bundle needs at least one signing key (--key NAME.key)")
     created = _created(now)
-    store = Layout.create(options.cache / "oci")
+    store = Layout.create(options.cache / "oci", durable=False)
     workdir = options.cache / "tmp"
     clients = _Clients(spec)
     chart_refs = {rel: _refs(chart_images(spec.base / rel), f"chart {rel}") for rel in spec.charts}

@@ -10,9 +10,7 @@ import click
 
 from signing.keys import KEY_TYPES, SigningKey, load_signing_key, load_verify_key, write_key_pair
 
-from .build import BuildOptions, build, default_cache
 from .progress import Reporter
-from .spec import load_spec
 from .verify import describe, verify_file
 
 
@@ -57,6 +55,10 @@ def keygen(out: Path, key_type: str, as_json: bool) -> None:
 def build_cmd(ctx: click.Context, spec: Path, output: Path, keys: tuple[Path, ...], cache: Path | None,
               level: int, as_json: bool) -> None:
     """Build a signed bundle from SPEC (default ./satchel.yaml)."""
+    # Imported here: registry and Docker clients are slow to import and verify needs neither.
+    from .build import BuildOptions, build, default_cache
+    from .spec import load_spec
+
     signing_keys = [load_signing_key(k) for k in keys]
     parsed = load_spec(spec)
     reporter = Reporter(quiet=ctx.obj.get("quiet", False) or as_json)

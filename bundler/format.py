@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, BinaryIO, Protocol
@@ -339,7 +340,13 @@ class _Stream:
         self.stream = stream
 
     def read(self, n: int, what: str) -> bytes:
-        out = bytearray()
+        try:
+            first = self.stream.read(n)
+        except zstandard.ZstdError as exc:
+            raise BundleError(f"corrupt compressed data in {what}: {exc}") from None
+        if len(first) == n:
+            return first
+        out = bytearray(first)
         while len(out) < n:
             try:
                 chunk = self.stream.read(n - len(out))
@@ -413,6 +420,12 @@ def read_bundle(raw: BinaryIO, authorize: Authorize, sink: Sink | None = None, *
     `progress` is called with the number of compressed bytes consumed since its last call.
     """
     sink = sink or _Discard()
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="satchel-hash") as hasher:
+        return _read_bundle(raw, authorize, sink, limits, progress, hasher)
+
+
+def _read_bundle(raw: BinaryIO, authorize: Authorize, sink: Sink, limits: Limits,
+                 progress: Callable[[int], None] | None, hasher: ThreadPoolExecutor) -> BundleManifest:
     frame, stream = decompressing_reader(raw, limits.max_window)
     tar = _Stream(stream)
     manifest_bytes = _first_member(tar, MANIFEST, limits.max_manifest)
@@ -438,12 +451,23 @@ def read_bundle(raw: BinaryIO, authorize: Authorize, sink: Sink | None = None, *
         seen.add(member.path)
         dst = sink.begin(member)
         h, left = hashlib.sha256(), member.size
-        while left:
-            chunk = tar.read(min(CHUNK, left), member.path)
+
+        def consume(chunk: bytes, h: Any = h, dst: Writable | None = dst) -> None:
             h.update(chunk)
             if dst is not None:
                 dst.write(chunk)
+
+        # Hash and write one chunk while the next is decompressed (both release the GIL);
+        # at most two chunks are in flight, in order.
+        pending: Future[None] | None = None
+        while left:
+            chunk = tar.read(min(CHUNK, left), member.path)
             left -= len(chunk)
+            if pending is not None:
+                pending.result()
+            pending = hasher.submit(consume, chunk)
+        if pending is not None:
+            pending.result()
         if tar.read(tarstream.padding(member.size), member.path).strip(b"\0"):
             raise BundleError(f"member {member.path} has non-zero padding")
         if h.hexdigest() != member.sha256:

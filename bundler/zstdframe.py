@@ -17,6 +17,7 @@ from .errors import BundleError
 
 MAGIC = b"\x28\xb5\x2f\xfd"
 MAX_BLOCK = 128 << 10
+READ_SIZE = 1 << 20
 
 
 def window_size(descriptor: int) -> int:
@@ -26,42 +27,61 @@ def window_size(descriptor: int) -> int:
 
 
 class FrameReader:
-    """A file-like view of the compressed bytes of the first frame of `raw`, nothing more."""
+    """A file-like view of the compressed bytes of the first frame of `raw`, nothing more.
+
+    Reads `raw` in large chunks and hands the decoder one whole block per read(), so
+    each compressed byte is copied once on its way through.
+    """
 
     def __init__(self, raw: BinaryIO, max_window: int) -> None:
         self.raw = raw
-        self.offset = 0
+        self.offset = 0              # compressed bytes consumed from raw (for messages)
         self.done = False
-        self._buf = bytearray(self._header(max_window))
+        self._in = bytearray()
+        self._pos = 0
+        self._pending = self._header(max_window)
+        self._pending_pos = 0
 
-    def _exact(self, n: int, what: str) -> bytes:
-        data = self.raw.read(n)
-        while len(data) < n:
-            more = self.raw.read(n - len(data))
-            if not more:
+    def _need(self, n: int, what: str) -> None:
+        avail = len(self._in) - self._pos
+        while avail < n:
+            chunk = self.raw.read(max(READ_SIZE, n - avail))
+            if not chunk:
                 raise BundleError(f"the bundle is truncated: it ends inside the {what} at byte "
-                                  f"{self.offset + len(data)}")
-            data += more
+                                  f"{self.offset + avail}")
+            del self._in[:self._pos]
+            self._pos = 0
+            self._in += chunk
+            avail = len(self._in)
+
+    def _take(self, n: int, what: str) -> bytes:
+        self._need(n, what)
+        with memoryview(self._in) as view:
+            out = bytes(view[self._pos:self._pos + n])
+        self._pos += n
         self.offset += n
-        return data
+        return out
 
     def _header(self, max_window: int) -> bytes:
-        magic = self.raw.read(4)
+        try:
+            magic = self._take(4, "zstd frame header")
+        except BundleError:
+            magic = b""
         if magic != MAGIC:
             raise BundleError("not a Satchel bundle: it does not start with a zstd frame")
-        self.offset = 4
-        fhd = self._exact(1, "zstd frame header")[0]
-        fcs_flag, single, self._check_flag, dict_flag = fhd >> 6, (fhd >> 5) & 1, (fhd >> 2) & 1, fhd & 3
+        fhd = self._take(1, "zstd frame header")[0]
+        fcs_flag, single, dict_flag = fhd >> 6, (fhd >> 5) & 1, fhd & 3
+        self._check_flag = (fhd >> 2) & 1
         if fhd & 0x08:
             raise BundleError("zstd frame header has the reserved bit set")
         if dict_flag:
             raise BundleError("zstd frame needs a dictionary; bundles never use one")
         rest = b""
         if not single:
-            rest = self._exact(1, "zstd frame header")
+            rest = self._take(1, "zstd frame header")
             window = window_size(rest[0])
         fcs_len = (1 if single else 0, 2, 4, 8)[fcs_flag]
-        fcs = self._exact(fcs_len, "zstd frame header") if fcs_len else b""
+        fcs = self._take(fcs_len, "zstd frame header") if fcs_len else b""
         if single:
             window = int.from_bytes(fcs, "little") + (256 if fcs_len == 2 else 0)
         if window > max_window:
@@ -69,27 +89,29 @@ class FrameReader:
         self._block_max = min(window, MAX_BLOCK)
         return MAGIC + bytes([fhd]) + rest + fcs
 
-    def _next_block(self) -> None:
-        head = self._exact(3, "zstd block header")
-        value = int.from_bytes(head, "little")
+    def _next_block(self) -> bytes:
+        self._need(3, "zstd block header")
+        value = int.from_bytes(self._in[self._pos:self._pos + 3], "little")
         last, kind, size = value & 1, (value >> 1) & 3, value >> 3
         if kind == 3:
-            raise BundleError(f"corrupt zstd data: reserved block type at byte {self.offset - 3}")
+            raise BundleError(f"corrupt zstd data: reserved block type at byte {self.offset}")
         if size > self._block_max:
-            raise BundleError(f"corrupt zstd data: block of {size} bytes at byte {self.offset - 3}")
-        self._buf += head + self._exact(1 if kind == 1 else size, "zstd block")
+            raise BundleError(f"corrupt zstd data: block of {size} bytes at byte {self.offset}")
+        block = self._take(3 + (1 if kind == 1 else size), "zstd block")
         if last:
             if self._check_flag:
-                self._buf += self._exact(4, "zstd checksum")
+                block += self._take(4, "zstd checksum")
             self.done = True
+        return block
 
     def read(self, n: int = -1) -> bytes:
-        while not self.done and (n < 0 or len(self._buf) < n):
-            self._next_block()
-        if n < 0:
-            n = len(self._buf)
-        out = bytes(self._buf[:n])
-        del self._buf[:n]
+        if self._pending_pos >= len(self._pending):
+            if self.done:
+                return b""
+            self._pending, self._pending_pos = self._next_block(), 0
+        end = len(self._pending) if n < 0 else self._pending_pos + n
+        out = self._pending[self._pending_pos:end]
+        self._pending_pos += len(out)
         return out
 
     def readable(self) -> bool:
@@ -97,10 +119,9 @@ class FrameReader:
 
     def assert_at_end(self) -> None:
         """After the frame: the file must end here (no second frame, no trailing bytes)."""
-        if not self.done or self._buf:
+        if not self.done or self._pending_pos < len(self._pending):
             raise BundleError("the compressed stream ended before its last block")
-        extra = self.raw.read(1)
-        if extra:
+        if len(self._in) > self._pos or self.raw.read(1):
             raise BundleError(f"trailing data after the end of the zstd frame at byte {self.offset}")
 
 

@@ -50,13 +50,17 @@ def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
 
 
 class Layout:
-    def __init__(self, root: Path) -> None:
+    """`durable=False` skips fsync: right for a cache whose every blob is re-hashed when
+    used, wrong for a store that must survive a power cut."""
+
+    def __init__(self, root: Path, durable: bool = True) -> None:
         self.root = root
         self.blobs = root / "blobs" / "sha256"
+        self.durable = durable
 
     @classmethod
-    def create(cls, root: Path) -> Layout:
-        layout = cls(root)
+    def create(cls, root: Path, durable: bool = True) -> Layout:
+        layout = cls(root, durable)
         layout.blobs.mkdir(parents=True, exist_ok=True)
         if not (root / "oci-layout").exists():
             write_atomic(root / "oci-layout", OCI_LAYOUT)
@@ -114,8 +118,9 @@ class Layout:
                 if expected is not None and (size, digest) != (expected.size, expected.digest):
                     raise BundleError(f"{what} {expected.digest}: received {size} bytes with digest "
                                       f"{digest}, expected {expected.size} bytes")
-                fh.flush()
-                os.fsync(fh.fileno())
+                if self.durable:
+                    fh.flush()
+                    os.fsync(fh.fileno())
                 os.replace(tmp, self.blobs / hex_of(digest))
         except OSError as exc:
             raise EnvironmentProblem(f"cannot write to {self.root}: {exc.strerror}") from None

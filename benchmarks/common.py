@@ -1,0 +1,77 @@
+"""Shared benchmark helpers: timed runs with peak memory, test images in a real registry."""
+
+from __future__ import annotations
+
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.images import LayoutWriter, busybox_layer, tar_bytes  # noqa: E402
+from tests.infra import Registry  # noqa: E402
+
+SATCHEL = [sys.executable, "-c", "import sys; from installer.cli import main; sys.exit(main(sys.argv[1:]))"]
+
+
+@dataclass
+class Run:
+    name: str
+    seconds: float
+    peak_mib: float
+
+
+def run(name: str, cmd: list[str] | str) -> Run:
+    """Run a command (a shell pipeline if a string): wall time, and peak RSS of the largest
+    process in it as GNU time reports it (a fork of this big Python process would inherit
+    its high-water mark and mislead)."""
+    argv = ["bash", "-c", cmd] if isinstance(cmd, str) else cmd
+    with tempfile.NamedTemporaryFile("r") as report:
+        start = time.perf_counter()
+        proc = subprocess.run(["/usr/bin/time", "-f", "%M", "-o", report.name, *argv],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        seconds = time.perf_counter() - start
+        if proc.returncode != 0:
+            raise SystemExit(f"{name} failed: {proc.stderr.decode()}")
+        peak_kib = int(report.read().split()[-1])
+    return Run(name, seconds, peak_kib / 1024)
+
+
+def layer_data(mib: int, seed: int) -> bytes:
+    """Content that zstd -3 shrinks about 3x, like binaries and text in uncompressed layers."""
+    rng = random.Random(seed)
+    alphabet = b"abcdefghijklmnopqrstuvwxyz0123456789_./"
+    words = [bytes(rng.choices(alphabet, k=rng.randint(2, 12))) for _ in range(16384)]
+    out = bytearray()
+    while len(out) < mib << 20:
+        out += b" ".join(rng.choices(words, k=4096))
+    return bytes(out[: mib << 20])
+
+
+def make_images(workdir: Path, registry: Registry, images: int, layer_mib: int) -> list[str]:
+    """`images` images of a shared busybox layer plus two own layers, pushed with skopeo."""
+    layout = LayoutWriter(workdir / "src-layout")
+    base = busybox_layer()
+    refs = []
+    for i in range(images):
+        layers = [base] + [tar_bytes({f"data/{i}-{j}.bin": layer_data(layer_mib, i * 10 + j)}, 0o644)
+                           for j in range(2)]
+        tag = f"bench-{i}"
+        layout.tag(layout.image(layers, gz=False), tag)
+        registry.push_layout(workdir / "src-layout", tag, f"bench/app{i}")
+        refs.append(f"{registry.host}/bench/app{i}:{tag}")
+    return refs
+
+
+def table(rows: list[tuple[str, Run, float]], baseline: Run) -> None:
+    print(f"{'':34} {'seconds':>8} {'MB/s':>8} {'peak MiB':>9} {'vs baseline':>12}")
+    for label, r, mb in rows:
+        print(f"{label:34} {r.seconds:8.2f} {mb / r.seconds:8.0f} {r.peak_mib:9.0f} "
+              f"{baseline.seconds / r.seconds:11.2f}x")
+
+
