@@ -13,7 +13,7 @@ from bundler.cli import COMMANDS as VENDOR_COMMANDS
 from bundler.errors import BundleError, EnvironmentProblem, SpecError
 from signing.errors import KeyFileError, TrustError
 
-# Exit codes by cause (docs/OPERATIONS.md). Order matters: first match wins.
+# Exit codes by cause (README). Order matters: the first match wins.
 EXIT_CODES: list[tuple[type[BaseException], int]] = [
     (SpecError, 2), (KeyFileError, 2), (TrustError, 3), (BundleError, 3), (EnvironmentProblem, 4),
 ]

@@ -11,6 +11,9 @@ from pathlib import Path
 
 import bcrypt
 import requests
+import urllib3
+
+urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)  # readiness probe only
 
 
 def free_port() -> int:
@@ -22,29 +25,34 @@ def free_port() -> int:
 class Registry:
     """`docker-registry serve` on 127.0.0.1, optionally with htpasswd basic auth."""
 
-    def __init__(self, root: Path, user: str | None = None, password: str | None = None) -> None:
+    def __init__(self, root: Path, user: str | None = None, password: str | None = None,
+                 extra_config: str = "", tls: tuple[Path, Path] | None = None) -> None:
+        """`extra_config` is appended to the YAML config (e.g. an auth section); `tls` is
+        (certificate, key) to serve HTTPS."""
         self.root, self.user, self.password = root, user, password
         self.port = free_port()
         self.host = f"127.0.0.1:{self.port}"
         root.mkdir(parents=True, exist_ok=True)
-        auth = ""
-        if user and password:
+        auth = extra_config
+        if user and password and not extra_config:
             hashed = bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=4)).decode()
             (root / "htpasswd").write_text(f"{user}:{hashed}\n")
             auth = f"auth:\n  htpasswd:\n    realm: test\n    path: {root / 'htpasswd'}\n"
         (root / "config.yml").write_text(
             "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\n"
             f"storage:\n  filesystem:\n    rootdirectory: {root / 'data'}\n  delete:\n    enabled: true\n"
-            f"http:\n  addr: {self.host}\n  secret: test-secret\n" + auth)
+            f"http:\n  addr: {self.host}\n  secret: test-secret\n"
+            + (f"  tls:\n    certificate: {tls[0]}\n    key: {tls[1]}\n" if tls else "") + auth)
         binary = shutil.which("docker-registry") or shutil.which("registry")
         assert binary, "docker-registry is not installed (apt-get install docker-registry)"
         self.log = (root / "registry.log").open("wb")
         self.proc = subprocess.Popen([binary, "serve", str(root / "config.yml")],
                                      stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 20
+        scheme = "https" if tls else "http"
         while True:
             try:
-                if requests.get(f"http://{self.host}/v2/", timeout=1).status_code in (200, 401):
+                if requests.get(f"{scheme}://{self.host}/v2/", timeout=1, verify=False).status_code in (200, 401):
                     break
             except requests.RequestException:
                 pass
@@ -64,7 +72,7 @@ class Registry:
         """skopeo copy --all oci:LAYOUT:TAG docker://HOST/REPO:TAG."""
         cmd = ["skopeo", "copy", "--all", "--quiet", "--dest-tls-verify=false",
                f"oci:{layout}:{tag}", f"docker://{self.host}/{repo}:{tag}"]
-        if self.user:
+        if self.user and self.password:
             cmd[3:3] = ["--dest-creds", f"{self.user}:{self.password}"]
         subprocess.run(cmd, check=True, capture_output=True, timeout=120)
 

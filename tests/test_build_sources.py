@@ -285,3 +285,48 @@ def test_chart_discovery_renders_with_helm(cli, write_spec, keys, test_images, t
         expected = [f"{host}/acme/web:web-1.0", f"{host}/acme/worker:worker-1.0"]
         assert sorted(i["ref"] for i in info["images"]) == expected, chart
         assert info["charts"][0]["images"] == expected
+
+
+def test_https_registry_with_custom_ca_and_bearer_token_auth(cli, write_spec, keys, test_images, tmp_path,
+                                                            monkeypatch):
+    """A TLS registry (certificate from a CA given in the spec) behind a real token service."""
+    from tests.infra import Registry
+    from tests.tokenauth import TokenServer, self_signed
+
+    tokens = TokenServer(tmp_path, "vendor", "tok-pw", service="test-registry", issuer="test-issuer")
+    self_signed(tmp_path / "tls", "registry", ip="127.0.0.1")
+    auth = (f"auth:\n  token:\n    realm: {tokens.realm}\n    service: test-registry\n"
+            f"    issuer: test-issuer\n    rootcertbundle: {tokens.ca_file}\n")
+    reg = Registry(tmp_path / "tls-registry", extra_config=auth,
+                   tls=(tmp_path / "tls.pem", tmp_path / "tls.key"))
+    try:
+        reg.user, reg.password = "vendor", "tok-pw"
+        subprocess.run(["skopeo", "copy", "--quiet", "--dest-tls-verify=false", "--dest-creds", "vendor:tok-pw",
+                        f"oci:{test_images.layout}:web-1.0", f"docker://{reg.host}/secure/web:web-1.0"],
+                       check=True, capture_output=True)
+        subprocess.run(["skopeo", "copy", "--quiet", "--dest-tls-verify=false", "--dest-creds", "vendor:tok-pw",
+                        f"oci:{test_images.layout}:worker-1.0", f"docker://{reg.host}/secure/worker:worker-1.0"],
+                       check=True, capture_output=True)
+        cfg = tmp_path / "docker-config"
+        cfg.mkdir()
+        (cfg / "config.json").write_text(json.dumps({"auths": {reg.host: {"username": "vendor", "password": "tok-pw"}}}))
+        monkeypatch.setenv("DOCKER_CONFIG", str(cfg))
+        untrusted = write_spec({"name": "t", "version": "1.0.0", "images": [f"{reg.host}/secure/web:web-1.0"]},
+                               "untrusted.yaml")
+        res = cli("-q", "build", untrusted, "-o", tmp_path / "u.bundle", "--key", keys["vendor"],
+                  "--cache", tmp_path / "c")
+        assert res.code == 4 and "certificate" in res.err and "not trusted" in res.err, res.err
+        (tmp_path / "ca.pem").write_bytes((tmp_path / "tls.pem").read_bytes())
+        spec = write_spec({"name": "t", "version": "1.0.0",
+                           "registries": {reg.host: {"ca": "ca.pem"}},
+                           "images": [f"{reg.host}/secure/web:web-1.0", f"{reg.host}/secure/worker:worker-1.0"]})
+        tokens.scopes.clear()
+        info = build_ok(cli, spec, keys)
+        assert {i["digest"] for i in info["images"]} == {
+            registry_digest(test_images.registry.host, "acme/web", "web-1.0"),
+            registry_digest(test_images.registry.host, "acme/worker", "worker-1.0")}
+        # One token per repository scope, not one token reused for everything.
+        assert set(tokens.scopes) == {"repository:secure/web:pull", "repository:secure/worker:pull"}
+    finally:
+        reg.stop()
+        tokens.stop()

@@ -84,7 +84,8 @@ class RegistryClient:
     def __init__(self, endpoint: Endpoint) -> None:
         self.endpoint = endpoint
         self.session = requests.Session()
-        self.session.verify = endpoint.ca_file or True
+        # Passed on every call: requests lets REQUESTS_CA_BUNDLE override a session's verify.
+        self._verify: str | bool = endpoint.ca_file or True
         self._base: str | None = None
         self._tokens: dict[str, str] = {}   # one bearer token per scope
         self._basic = False
@@ -104,11 +105,15 @@ class RegistryClient:
         host = self.endpoint.api_host
         if not (self.endpoint.insecure or is_loopback(host)):
             return f"https://{host}"
-        # Like Docker for insecure registries: HTTPS if it answers, else plain HTTP.
+        # Like Docker for insecure registries: HTTPS if the server speaks TLS, else plain
+        # HTTP. A certificate it cannot verify is an error, never a reason to drop TLS.
         try:
-            self.session.get(f"https://{host}/v2/", timeout=5)
+            self.session.get(f"https://{host}/v2/", timeout=5, verify=self._verify)
             return f"https://{host}"
-        except requests.exceptions.SSLError:
+        except requests.exceptions.SSLError as exc:
+            if "CERTIFICATE_VERIFY_FAILED" in str(exc):
+                raise RegistryError(f"the TLS certificate of {host} is not trusted; give its CA with "
+                                    f"registries: {{{host}: {{ca: FILE}}}} in the spec") from None
             return f"http://{host}"
         except requests.RequestException:
             return f"http://{host}"
@@ -136,7 +141,8 @@ class RegistryClient:
         query = {"service": fields.get("service", ""), "scope": scope}
         auth = self._creds if self._creds else None
         try:
-            resp = self.session.get(fields["realm"], params=query, auth=auth, timeout=self.endpoint.timeout)
+            resp = self.session.get(fields["realm"], params=query, auth=auth, timeout=self.endpoint.timeout,
+                                    verify=self._verify)
         except requests.RequestException as exc:
             raise RegistryError(f"token service {fields['realm']} unreachable: {exc}") from None
         if resp.status_code != 200:
@@ -163,7 +169,7 @@ class RegistryClient:
             try:
                 all_headers = {**(headers or {}), **self._auth_headers(scope)}
                 resp = self.session.request(method, url, headers=all_headers, data=body, stream=stream,
-                                            timeout=self.endpoint.timeout)
+                                            timeout=self.endpoint.timeout, verify=self._verify)
             except requests.ConnectionError as exc:
                 refused = "refused" in str(exc).lower()
                 if attempt >= (2 if refused else attempts):
