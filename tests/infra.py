@@ -11,9 +11,6 @@ from pathlib import Path
 
 import bcrypt
 import requests
-import urllib3
-
-urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)  # readiness probe only
 
 
 def free_port() -> int:
@@ -49,10 +46,10 @@ class Registry:
         self.proc = subprocess.Popen([binary, "serve", str(root / "config.yml")],
                                      stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 20
-        scheme = "https" if tls else "http"
+        scheme, verify = ("https", str(tls[0])) if tls else ("http", True)
         while True:
             try:
-                if requests.get(f"{scheme}://{self.host}/v2/", timeout=1, verify=False).status_code in (200, 401):
+                if requests.get(f"{scheme}://{self.host}/v2/", timeout=1, verify=verify).status_code in (200, 401):
                     break
             except requests.RequestException:
                 pass
