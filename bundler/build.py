@@ -157,7 +157,7 @@ def build(spec: Spec, output: Path, keys: Sequence[SigningKey], options: BuildOp
         try:
             concurrency = options.concurrency if image.source == "registry" else 1
             pulled.append((image, pull(source, store, image.platforms or spec.platforms,
-                                       concurrency=concurrency)))
+                                       concurrency=concurrency, bar=reporter.bar)))
         finally:
             source.close()
     charts: list[bundle_format.Chart] = []

@@ -162,10 +162,6 @@ class BundleManifest:
     def blob_digests(self) -> set[str]:
         return {m.digest for m in self.members if _BLOB.fullmatch(m.path)}
 
-    def summary_sizes(self) -> tuple[int, int]:
-        """(sum of image sizes with shared blobs counted per image, deduplicated payload size)."""
-        return sum(i.size for i in self.images), self.unpacked_size
-
 
 def _file_json(f: File) -> dict[str, Any]:
     return {"path": f.path, "digest": f.digest, "size": f.size}

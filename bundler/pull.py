@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 
 from .errors import SpecError
@@ -35,12 +36,20 @@ def _filter_index(body: bytes, kept: list[Descriptor]) -> bytes:
     return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
 
 
+@contextmanager
+def _no_bar(total: int, label: str) -> Iterator[Callable[[int], None]]:
+    yield lambda n: None
+
+
 def _wanted(platform: Platform | None, wanted: tuple[Platform, ...]) -> bool:
     return not wanted or (platform is not None and any(platform.matches(w) for w in wanted))
 
 
+Bar = Callable[[int, str], AbstractContextManager[Callable[[int], None]]]
+
+
 def pull(source: ImageSource, store: Layout, wanted: tuple[Platform, ...], *, concurrency: int = 1,
-         on_bytes: Callable[[int], None] | None = None) -> Pulled:
+         bar: Bar | None = None) -> Pulled:
     root, body = source.root()
     where = source.description
     blobs: dict[str, Descriptor] = {}
@@ -84,13 +93,14 @@ def pull(source: ImageSource, store: Layout, wanted: tuple[Platform, ...], *, co
                 blobs[layer.digest] = layer
                 layers.append(layer)
 
-    def fetch(layer: Descriptor) -> None:
-        if not store.has(layer):
-            with source.open_blob(layer) as stream:
-                store.ingest(stream, layer, f"{where}: layer")
-        if on_bytes:
-            on_bytes(layer.size)
+    missing = [layer for layer in layers if not store.has(layer)]
 
-    with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
-        list(pool.map(fetch, layers))
+    def fetch(layer: Descriptor) -> Descriptor:
+        with source.open_blob(layer) as stream:
+            return store.ingest(stream, layer, f"{where}: layer")
+
+    with (bar or _no_bar)(sum(layer.size for layer in missing), "pulling") as tick, \
+            ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
+        for done in pool.map(fetch, missing):
+            tick(done.size)
     return Pulled(root, tuple(blobs.values()), tuple(platforms), source_digest)

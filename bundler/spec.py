@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -189,11 +188,3 @@ def load_spec(path: Path) -> Spec:
         path = path / "satchel.yaml"
     return parse_spec(load_yaml(path), path.parent.resolve())
 
-
-def source_date_epoch() -> int | None:
-    value = os.environ.get("SOURCE_DATE_EPOCH")
-    if value is None:
-        return None
-    if not value.isdigit():
-        raise SpecError(f"SOURCE_DATE_EPOCH={value!r} is not a whole number of seconds")
-    return int(value)

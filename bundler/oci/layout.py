@@ -8,7 +8,6 @@ most a stray temporary file, never a wrong blob under a digest name.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import tempfile
 from collections.abc import Iterator
@@ -140,8 +139,3 @@ class Layout:
             raise BundleError(f"cannot read {self.root}/index.json: {exc.strerror}") from None
         manifests = parse_json(body, f"{self.root}/index.json").get("manifests") or []
         return [Descriptor.from_json(d, f"{self.root}/index.json") for d in manifests]
-
-    def write_index(self, manifests: list[Descriptor]) -> None:
-        doc = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
-               "manifests": [d.to_json() for d in manifests]}
-        write_atomic(self.root / "index.json", json.dumps(doc, sort_keys=True).encode())
