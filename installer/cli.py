@@ -13,9 +13,14 @@ from bundler.cli import COMMANDS as VENDOR_COMMANDS
 from bundler.errors import BundleError, EnvironmentProblem, SpecError
 from signing.errors import KeyFileError, TrustError
 
+from .commands import COMMANDS as CUSTOMER_COMMANDS
+from .errors import DeployFailedRestored, DeployFailedUnrestored
+from .state import default_root
+
 # Exit codes by cause (README). Order matters: the first match wins.
 EXIT_CODES: list[tuple[type[BaseException], int]] = [
     (SpecError, 2), (KeyFileError, 2), (TrustError, 3), (BundleError, 3), (EnvironmentProblem, 4),
+    (DeployFailedRestored, 5), (DeployFailedUnrestored, 6),
 ]
 
 
@@ -23,14 +28,17 @@ EXIT_CODES: list[tuple[type[BaseException], int]] = [
 @click.version_option(__version__, prog_name="satchel")
 @click.option("--debug", is_flag=True, help="Show tracebacks.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress output.")
+@click.option("--root", type=click.Path(file_okay=False), envvar="SATCHEL_ROOT", default=None,
+              help="State directory on the customer host [env SATCHEL_ROOT; default /var/lib/satchel "
+                   "for root, else ~/.local/share/satchel].")
 @click.pass_context
-def cli(ctx: click.Context, debug: bool, quiet: bool) -> None:
+def cli(ctx: click.Context, debug: bool, quiet: bool, root: str | None) -> None:
     """Ship container applications to air-gapped sites: signed bundles, verified installs."""
     ctx.ensure_object(dict)
-    ctx.obj.update(debug=debug, quiet=quiet)
+    ctx.obj.update(debug=debug, quiet=quiet, root=root or str(default_root()))
 
 
-for command in VENDOR_COMMANDS:
+for command in [*VENDOR_COMMANDS, *CUSTOMER_COMMANDS]:
     cli.add_command(command)
 
 

@@ -31,3 +31,7 @@ class BadSignatureError(TrustError):
 
 class ExpiredError(TrustError):
     """The payload's validity has ended."""
+
+
+class DowngradeError(TrustError):
+    """The bundle's version is lower than the installed one."""

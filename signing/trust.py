@@ -5,12 +5,13 @@ No files, no network, no global clock, so every decision can be tested exhaustiv
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
 from . import envelope
-from .errors import BadSignatureError, ExpiredError, UnsignedError, UntrustedKeyError
+from .errors import BadSignatureError, DowngradeError, ExpiredError, UnsignedError, UntrustedKeyError
 from .keys import VerifyKey
 
 
@@ -54,3 +55,24 @@ def verify_signatures(payload: bytes, signatures: bytes, trusted: Iterable[Verif
 def check_not_expired(expires: datetime | None, now: datetime) -> None:
     if expires is not None and now >= expires:
         raise ExpiredError(f"the bundle expired at {expires.isoformat()}")
+
+
+_SEMVER = re.compile(r"(\d+)\.(\d+)\.(\d+)(?:-([0-9A-Za-z.-]+))?(?:\+[0-9A-Za-z.-]+)?")
+
+
+def version_key(version: str) -> tuple[int, int, int, int, tuple[tuple[int, int | str], ...]]:
+    """Semantic-version precedence: a pre-release sorts before its release."""
+    m = _SEMVER.fullmatch(version)
+    if not m:
+        raise ValueError(f"{version!r} is not a semantic version")
+    pre = m.group(4)
+    ids = tuple((0, int(p)) if p.isdigit() else (1, p) for p in pre.split(".")) if pre else ()
+    return int(m.group(1)), int(m.group(2)), int(m.group(3)), 0 if pre else 1, ids
+
+
+def check_version(new: str, installed: str | None, allow_downgrade: bool) -> None:
+    if installed is None or allow_downgrade:
+        return
+    if version_key(new) < version_key(installed):
+        raise DowngradeError(f"version {new} is older than the installed {installed}; "
+                             "pass --allow-downgrade to install it anyway, or use satchel rollback")

@@ -125,3 +125,16 @@ def test_expiry_uses_the_clock_passed_in():
     trust.check_not_expired(None, datetime(2099, 1, 1, tzinfo=UTC))
     with pytest.raises(ExpiredError):
         trust.check_not_expired(expires, expires)
+
+
+def test_semantic_version_order_and_downgrade_policy():
+    from signing.errors import DowngradeError
+
+    order = ["1.0.0-alpha", "1.0.0-alpha.1", "1.0.0-beta", "1.0.0-rc.1", "1.0.0", "1.0.1", "1.2.0", "1.10.0", "2.0.0"]
+    assert sorted(order, key=trust.version_key) == order
+    trust.check_version("1.1.0", "1.0.0", allow_downgrade=False)
+    trust.check_version("1.0.0", "1.0.0", allow_downgrade=False)
+    trust.check_version("1.0.0", None, allow_downgrade=False)
+    trust.check_version("0.9.0", "1.0.0", allow_downgrade=True)
+    with pytest.raises(DowngradeError, match=r"older than the installed 1\.0\.0"):
+        trust.check_version("1.0.0-rc.1", "1.0.0", allow_downgrade=False)

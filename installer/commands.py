@@ -1,0 +1,176 @@
+"""Customer commands: install, rollback, status, history, trust. Thin over installer.install."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import click
+
+from bundler.cli import emit_json
+from bundler.progress import Reporter
+from signing.keys import load_verify_key
+
+from . import releases
+from .install import InstallOptions, install, rollback
+from .state import Root
+from .targets import compose as target
+
+
+def _root(ctx: click.Context) -> Root:
+    return Root(Path(ctx.obj["root"]))
+
+
+def _reporter(ctx: click.Context, as_json: bool) -> Reporter:
+    return Reporter(quiet=ctx.obj.get("quiet", False) or as_json)
+
+
+_deploy_options = [
+    click.option("--timeout", "wait_timeout", type=click.IntRange(1), default=120, show_default=True,
+                 help="Seconds to wait for the services to be healthy."),
+    click.option("--wait", "lock_wait", type=float, default=0, help="Wait this long for another satchel run."),
+    click.option("--registry", default=None, help="Push to this existing registry (HOST[:PORT]) instead of "
+                 "the managed one; credentials from Docker's config.json."),
+    click.option("--registry-insecure", is_flag=True, help="Allow plain HTTP to --registry."),
+    click.option("--registry-ca", type=click.Path(exists=True, dir_okay=False), help="CA file for --registry."),
+    click.option("--json", "as_json", is_flag=True),
+]
+
+
+def deploy_options(fn: Any) -> Any:
+    for option in reversed(_deploy_options):
+        fn = option(fn)
+    return fn
+
+
+@click.command("install")
+@click.argument("bundle", type=click.Path(path_type=Path))
+@click.option("--key", "keys", multiple=True, type=click.Path(path_type=Path),
+              help="Trusted vendor key (default: the keys in ROOT/trust).")
+@click.option("--allow-downgrade", is_flag=True, help="Install even if older than the installed release.")
+@click.option("--keep", type=click.IntRange(2), default=3, show_default=True, help="Releases to keep.")
+@click.option("--project", default=None, help="Compose project name (default: the bundle's name).")
+@deploy_options
+@click.pass_context
+def install_cmd(ctx: click.Context, bundle: Path, keys: tuple[Path, ...], allow_downgrade: bool, keep: int,
+                project: str | None, wait_timeout: int, lock_wait: float, registry: str | None,
+                registry_insecure: bool, registry_ca: str | None, as_json: bool) -> None:
+    """Verify BUNDLE, load its images and switch the application to it."""
+    opts = InstallOptions(keys=[load_verify_key(k) for k in keys], registry=registry,
+                          registry_insecure=registry_insecure, registry_ca=registry_ca,
+                          allow_downgrade=allow_downgrade, wait_timeout=wait_timeout, keep=keep,
+                          project=project, lock_wait=lock_wait)
+    out = install(_root(ctx), bundle, opts, _reporter(ctx, as_json))
+    if as_json:
+        emit_json(out.__dict__)
+    elif out.action == "already-installed":
+        click.echo(f"{out.version} is already installed and healthy; nothing to do")
+    else:
+        click.echo(f"installed {out.version}" + (f" (was {out.previous})" if out.previous else "")
+                   + f"; {out.pushed_blobs} blob(s) pushed"
+                   + (f"; removed old release(s) {', '.join(out.removed)}" if out.removed else ""))
+
+
+@click.command("rollback")
+@click.option("--to", "to", default=None, help="Version to go back to (default: the previous release).")
+@deploy_options
+@click.pass_context
+def rollback_cmd(ctx: click.Context, to: str | None, wait_timeout: int, lock_wait: float, registry: str | None,
+                 registry_insecure: bool, registry_ca: str | None, as_json: bool) -> None:
+    """Switch back to an earlier release kept on this host."""
+    opts = InstallOptions(registry=registry, registry_insecure=registry_insecure, registry_ca=registry_ca,
+                          wait_timeout=wait_timeout, lock_wait=lock_wait)
+    out = rollback(_root(ctx), to, opts, _reporter(ctx, as_json))
+    if as_json:
+        emit_json(out.__dict__)
+    elif out.action == "already-installed":
+        click.echo(f"{out.version} is already the current release")
+    else:
+        click.echo(f"rolled back to {out.version} (was {out.previous})")
+
+
+@click.command("status")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def status_cmd(ctx: click.Context, as_json: bool) -> None:
+    """The current release and the state of its services."""
+    root = _root(ctx)
+    current = root.current()
+    info: dict[str, Any] = {"root": str(root.path), "current": current,
+                            "releases": releases.installed_versions(root) if root.releases.is_dir() else [],
+                            "pending": root.journal(), "services": []}
+    if current and releases.exists(root, current):
+        release = releases.load(root, current)
+        info.update(name=release.info["name"], project=release.project, registry=release.info["registry"])
+        info["services"] = [{"service": s.get("Service"), "state": s.get("State"), "health": s.get("Health") or "",
+                             "image": s.get("Image")} for s in target.services(release.project, release.path,
+                                                                                release.compose)]
+    if as_json:
+        emit_json(info)
+        return
+    if not current:
+        click.echo(f"no release installed under {root.path}")
+        return
+    click.echo(f"{info['name']} {current}  (project {info['project']}, registry {info['registry']})")
+    for s in info["services"]:
+        click.echo(f"  {s['service']:<16} {s['state']:<10} {s['health']:<10} {s['image']}")
+    others = [v for v in info["releases"] if v != current]
+    click.echo(f"kept releases: {', '.join(others) or 'none'}")
+    if info["pending"]:
+        click.echo(f"interrupted operation pending: {info['pending']} (the next command finishes it)")
+
+
+@click.command("history")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def history_cmd(ctx: click.Context, as_json: bool) -> None:
+    """Every install, switch, failure and rollback on this host."""
+    entries = _root(ctx).history()
+    if as_json:
+        emit_json(entries)
+        return
+    for e in entries:
+        extra = " ".join(f"{k}={v}" for k, v in sorted(e.items()) if k not in ("time", "event", "version"))
+        click.echo(f"{e['time']}  {e['event']:<12} {e.get('version') or '':<12} {extra}".rstrip())
+
+
+@click.group("trust")
+def trust_cmd() -> None:
+    """Manage the vendor keys this host trusts."""
+
+
+@trust_cmd.command("add")
+@click.argument("key", type=click.Path(path_type=Path))
+@click.pass_context
+def trust_add(ctx: click.Context, key: Path) -> None:
+    root = _root(ctx)
+    root.init()
+    vk = load_verify_key(key)
+    shutil.copyfile(key, root.trust / f"{vk.keyid}.pub")
+    click.echo(f"trusted {vk.keyid} ({vk.algorithm})")
+
+
+@trust_cmd.command("list")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def trust_list(ctx: click.Context, as_json: bool) -> None:
+    keys = [load_verify_key(p) for p in sorted(_root(ctx).trust.glob("*.pub"))]
+    if as_json:
+        emit_json([{"keyid": k.keyid, "algorithm": k.algorithm} for k in keys])
+    for k in [] if as_json else keys:
+        click.echo(f"{k.keyid}  {k.algorithm}")
+
+
+@trust_cmd.command("remove")
+@click.argument("keyid")
+@click.pass_context
+def trust_remove(ctx: click.Context, keyid: str) -> None:
+    matches = [p for p in _root(ctx).trust.glob("*.pub") if p.stem.startswith(keyid)] if len(keyid) >= 8 else []
+    if len(matches) != 1:
+        raise click.UsageError(f"no single trusted key starts with {keyid!r} (give at least 8 hex digits)")
+    matches[0].unlink()
+    click.echo(f"removed {matches[0].stem}")
+
+
+COMMANDS = [install_cmd, rollback_cmd, status_cmd, history_cmd, trust_cmd]

@@ -1,0 +1,249 @@
+"""The install transaction, rollback, and the recovery that lets a re-run finish the job.
+
+Invariant: with no journal, `current` names a complete release that was last seen healthy.
+Every step is idempotent; the journal records the switch in progress so that after a
+crash (even kill -9) the next command either completes it or undoes it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import BinaryIO
+
+from bundler import __version__ as satchel_version
+from bundler.errors import BundleError, EnvironmentProblem, SpecError
+from bundler.format import BundleManifest, Member, now_utc, read_bundle
+from bundler.oci.layout import Layout, fsync_dir
+from bundler.oci.registry import Endpoint, RegistryClient
+from bundler.progress import QUIET, Reporter
+from bundler.verify import authorizer, open_bundle
+from signing import trust
+from signing.keys import VerifyKey, load_verify_key
+
+from . import faults, releases
+from .errors import DeployFailedRestored, DeployFailedUnrestored
+from .push import push_release
+from .state import Root
+from .targets import compose as target
+from .tools.registry import ManagedRegistry
+
+FREE_SPACE_MARGIN = 64 << 20
+
+
+@dataclass(frozen=True)
+class InstallOptions:
+    keys: Sequence[VerifyKey] = ()
+    registry: str | None = None          # an existing registry host[:port]; else the managed one
+    registry_insecure: bool = False
+    registry_ca: str | None = None
+    allow_downgrade: bool = False
+    wait_timeout: int = 120
+    keep: int = 3
+    project: str | None = None
+    lock_wait: float = 0
+    now: datetime | None = None
+
+
+@dataclass
+class Outcome:
+    action: str                          # installed | already-installed | rolled-back
+    version: str
+    previous: str | None = None
+    pushed_blobs: int = 0
+    removed: list[str] = field(default_factory=list)
+
+
+class _AlreadyInstalled(Exception):
+    """Control flow: the bundle is the deployed release; nothing past its manifest is read."""
+
+
+class StagingSink:
+    """Verified members land in staging/; blobs the store already has are only hashed."""
+
+    def __init__(self, store: Layout, directory: Path) -> None:
+        self.store, self.dir = store, directory
+        self.staged: list[Member] = []
+        self._fh: BinaryIO | None = None
+
+    def begin(self, member: Member) -> BinaryIO | None:
+        if member.path.startswith("blobs/") and (self.store.blobs / member.sha256).exists():
+            return None
+        self._fh = (self.dir / member.sha256).open("wb")
+        return self._fh
+
+    def commit(self, member: Member) -> None:
+        if self._fh is not None:
+            self._fh.flush()
+            os.fsync(self._fh.fileno())
+            self._fh.close()
+            self._fh = None
+            if member.path.startswith("blobs/"):
+                self.staged.append(member)
+
+    def promote(self) -> None:
+        """Move every verified blob into the store (same filesystem: rename)."""
+        self.store.blobs.mkdir(parents=True, exist_ok=True)
+        for member in self.staged:
+            os.replace(self.dir / member.sha256, self.store.blobs / member.sha256)
+        fsync_dir(self.store.blobs)
+
+
+def trusted_keys(root: Root, given: Sequence[VerifyKey]) -> list[VerifyKey]:
+    keys = list(given) or [load_verify_key(p) for p in sorted(root.trust.glob("*.pub"))]
+    if not keys:
+        raise SpecError("no trusted vendor key: pass --key VENDOR.pub or run satchel trust add VENDOR.pub")
+    return keys
+
+
+def registry_client(root: Root, opts: InstallOptions) -> RegistryClient:
+    if opts.registry:
+        return RegistryClient(Endpoint(opts.registry, insecure=opts.registry_insecure, ca_file=opts.registry_ca))
+    return RegistryClient(Endpoint(ManagedRegistry(root.registry_dir).ensure_running()))
+
+
+def _check_space(root: Root, manifest: BundleManifest) -> None:
+    store = root.store
+    needed = sum(m.size for m in manifest.members if not (store.blobs / m.sha256).exists())
+    free = shutil.disk_usage(root.path).free
+    if free < needed + FREE_SPACE_MARGIN:
+        raise EnvironmentProblem(f"not enough free space in {root.path}: the bundle needs {needed >> 20} MiB "
+                                 f"(+{FREE_SPACE_MARGIN >> 20} MiB margin), {free >> 20} MiB free")
+
+
+def _deploy(root: Root, version: str, previous: str | None, opts: InstallOptions, reporter: Reporter,
+            event: str) -> None:
+    """Switch `current` to version and apply it; on failure restore `previous` (exit 5/6)."""
+    release = releases.load(root, version)
+    faults.point("before-switch")
+    root.switch(version)
+    root.record("switch", version=version, previous=previous)
+    faults.point("after-switch")
+    reporter.step(f"starting {release.project} {version} (waiting up to {opts.wait_timeout}s for health)")
+    ok, detail = target.apply(release.project, release.path, release.compose, opts.wait_timeout)
+    faults.point("after-apply")
+    if ok:
+        root.record(event, version=version, previous=previous)
+        root.end()
+        return
+    root.record("failed", version=version, reason=detail)
+    if previous is None:
+        target.stop(release.project, release.path, release.compose)
+        root.switch(None)
+        root.end()
+        raise DeployFailedRestored(f"{version} failed its health check ({detail}); there was no previous "
+                                   "release, so it was stopped")
+    old = releases.load(root, previous)
+    root.switch(previous)
+    restored, why = target.apply(old.project, old.path, old.compose, opts.wait_timeout)
+    root.end()
+    if restored:
+        root.record("rolled-back", version=previous, reason=f"{version} failed its health check")
+        raise DeployFailedRestored(f"{version} failed its health check ({detail}); {previous} was restored")
+    root.record("failed", version=previous, reason=why)
+    raise DeployFailedUnrestored(f"{version} failed its health check ({detail}), and restoring {previous} "
+                                 f"failed too ({why}); see satchel status")
+
+
+def recover(root: Root, opts: InstallOptions, reporter: Reporter) -> dict[str, str] | None:
+    """Finish or undo the operation a killed run left in the journal; returns it if it was
+    finished (its switch had happened), None if there was nothing to finish."""
+    releases.clean_leftovers(root)
+    job = root.journal()
+    if job is None:
+        return None
+    to, frm = job.get("to"), job.get("from")
+    if root.current() == to and to is not None and releases.exists(root, to):
+        reporter.step(f"finishing an interrupted {job.get('op')} of {to}")
+        _deploy(root, to, frm, opts, reporter, "installed" if job.get("op") == "install" else "rolled-back")
+        return job
+    # The switch never happened: the old release is current and was never stopped.
+    root.record("interrupted", op=job.get("op"), version=to)
+    root.end()
+    return None
+
+
+def install(root: Root, bundle: Path, opts: InstallOptions, reporter: Reporter = QUIET) -> Outcome:
+    root.init()
+    with root.lock(opts.lock_wait):
+        recover(root, opts, reporter)
+        keys = trusted_keys(root, opts.keys)
+        current = root.current()
+        verify_sig, _ = authorizer(keys, opts.now or now_utc())
+        head: dict[str, bytes] = {}
+
+        def authorize(manifest_bytes: bytes, signatures: bytes) -> BundleManifest:
+            manifest = verify_sig(manifest_bytes, signatures)
+            if trust.version_key(manifest.min_installer) > trust.version_key(satchel_version):
+                raise BundleError(f"the bundle needs Satchel {manifest.min_installer} or newer "
+                                  f"(this is {satchel_version})")
+            if current == manifest.version and releases.exists(root, current) and hashlib.sha256(
+                    manifest_bytes).digest() == hashlib.sha256(
+                    (root.releases / current / "manifest.json").read_bytes()).digest():
+                raise _AlreadyInstalled(manifest.version)
+            trust.check_version(manifest.version, current, opts.allow_downgrade)
+            _check_space(root, manifest)
+            head.update(manifest=manifest_bytes, signatures=signatures)
+            return manifest
+
+        staging = Path(tempfile.mkdtemp(dir=root.staging, prefix="bundle-"))
+        sink = StagingSink(root.store, staging)
+        try:
+            with open_bundle(bundle) as raw, reporter.bar(bundle.stat().st_size, "verifying") as tick:
+                manifest = read_bundle(raw, authorize, sink, progress=tick)
+            faults.point("after-verify")
+            sink.promote()
+        except _AlreadyInstalled as done:
+            return Outcome("already-installed", str(done), releases.previous_version(root))
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        faults.point("after-promote")
+
+        version = manifest.version
+        project = opts.project or (releases.load(root, current).project if current else manifest.name)
+        root.begin(op="install", to=version, **{"from": current})
+        client = registry_client(root, opts)
+        reporter.step(f"pushing images to {client.endpoint.host}")
+        pushed = push_release(root.store, client, manifest)
+        faults.point("after-push")
+        tmp = releases.staging_dir(root, version)
+        rendered = target.render(manifest, root.store, client.endpoint.host, tmp)
+        releases.write_metadata(tmp, head["manifest"], head["signatures"], {
+            "name": manifest.name, "version": version, "project": project, "registry": client.endpoint.host,
+            "compose": rendered, "target": "compose"})
+        faults.point("before-commit")
+        releases.commit(root, tmp, version)
+        _deploy(root, version, current, opts, reporter, "installed")
+        removed = releases.retain(root, opts.keep)
+        return Outcome("installed", version, current, pushed, removed)
+
+
+def rollback(root: Root, to: str | None, opts: InstallOptions, reporter: Reporter = QUIET) -> Outcome:
+    root.init()
+    with root.lock(opts.lock_wait):
+        finished = recover(root, opts, reporter)
+        if finished and finished.get("op") == "rollback" and to in (None, finished["to"]):
+            return Outcome("rolled-back", finished["to"], finished.get("from"))
+        current = root.current()
+        target_version = to or releases.previous_version(root)
+        if target_version is None:
+            raise SpecError("there is no earlier release on this host to roll back to")
+        if not releases.exists(root, target_version):
+            have = ", ".join(releases.installed_versions(root)) or "none"
+            raise SpecError(f"release {target_version} is not kept on this host (kept: {have})")
+        if target_version == current:
+            return Outcome("already-installed", target_version, current)
+        release = releases.load(root, target_version)
+        root.begin(op="rollback", to=target_version, **{"from": current})
+        if opts.registry is None and release.info.get("registry"):
+            # The managed registry may have been restarted or emptied: push again (skips present blobs).
+            push_release(root.store, registry_client(root, opts), release.manifest())
+        _deploy(root, target_version, current, opts, reporter, "rolled-back")
+        return Outcome("rolled-back", target_version, current)
+

@@ -1,0 +1,1 @@
+"""Deployment targets: how a rendered release is applied and checked."""

@@ -1,0 +1,1 @@
+"""Narrow wrappers around the outside programs the installer runs."""

