@@ -1,0 +1,250 @@
+"""The customer side end to end: real Docker engine, real CNCF registry, real Docker Compose v2."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from bundler.build import BuildOptions, build
+from bundler.spec import load_spec
+from installer.state import Root
+from signing.keys import load_signing_key
+from tests import tamper
+from tests.images import BUSYBOX
+from tests.infra import docker, docker_available, free_port
+
+RUN = "import sys; from installer.cli import main; sys.exit(main(sys.argv[1:]))"
+HEALTHY = '["CMD", "/bin/busybox", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:8080/"]'
+BROKEN = '["CMD", "/bin/busybox", "false"]'
+
+
+def make_bundle(d: Path, version: str, keys, healthcheck: str = HEALTHY) -> Path:
+    """web (httpd + healthcheck) and worker, from a busybox rootfs; content names the version."""
+    d.mkdir(parents=True, exist_ok=True)
+    rootfs = d / "rootfs"
+    (rootfs / "bin").mkdir(parents=True)
+    (rootfs / "www").mkdir()
+    shutil.copy(BUSYBOX, rootfs / "bin" / "busybox")
+    (rootfs / "www" / "index.html").write_text(f"hello {version}\n")
+    (d / "compose.yaml").write_text(
+        "services:\n"
+        f"  web:\n    image: acme/web:{version}\n"
+        '    command: ["/bin/busybox", "httpd", "-f", "-p", "8080", "-h", "/www"]\n'
+        f"    healthcheck:\n      test: {healthcheck}\n      interval: 1s\n      timeout: 2s\n      retries: 3\n"
+        f"  worker:\n    image: acme/web:{version}\n"
+        '    command: ["/bin/busybox", "sleep", "3600"]\n')
+    (d / "satchel.yaml").write_text(
+        f"name: hello\nversion: {version}\ncompose: [compose.yaml]\n"
+        f"images:\n  - ref: acme/web:{version}\n    source: dir:rootfs\n")
+    out = d / f"hello-{version}.bundle"
+    build(load_spec(d / "satchel.yaml"), out, [load_signing_key(keys["vendor"])], BuildOptions(cache=d / "cache"))
+    return out
+
+
+@pytest.fixture(scope="module")
+def bundles(tmp_path_factory, keys) -> dict[str, Path]:
+    base = tmp_path_factory.mktemp("bundles")
+    out = {v: make_bundle(base / v, v, keys) for v in ("1.0.0", "1.1.0", "1.3.0", "1.4.0")}
+    out["1.2.0"] = make_bundle(base / "1.2.0", "1.2.0", keys, healthcheck=BROKEN)
+    return out
+
+
+class Host:
+    """One customer host: a state root, its managed registry port and a Compose project."""
+
+    def __init__(self, root: Path, keys) -> None:
+        docker_available()
+        self.root = root
+        self.project = f"satchel-test-{os.getpid()}-{root.name[-12:]}".lower().replace("_", "-")
+        self.env = {**os.environ, "SATCHEL_ROOT": str(root), "SATCHEL_REGISTRY_PORT": str(free_port())}
+        self.key = keys["vendor.pub"]
+
+    def run(self, *args: str | Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-c", RUN, *map(str, args)], capture_output=True, text=True,
+                              env={**self.env, **(env or {})}, timeout=600)
+
+    def install(self, bundle: Path, *extra: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        return self.run("install", bundle, "--key", self.key, "--project", self.project, "--timeout", "20",
+                        *extra, env=env)
+
+    @property
+    def state(self) -> Root:
+        return Root(self.root)
+
+    def containers(self) -> dict[str, dict]:
+        ids = docker("ps", "-q", "--filter", f"label=com.docker.compose.project={self.project}").split()
+        info = json.loads(docker("inspect", *ids)) if ids else []
+        return {c["Config"]["Labels"]["com.docker.compose.service"]: c for c in info}
+
+    def served_version(self) -> str:
+        web = self.containers()["web"]
+        return docker("exec", web["Id"], "/bin/busybox", "cat", "/www/index.html").strip()
+
+    def cleanup(self) -> None:
+        ids = docker("ps", "-aq", "--filter", f"label=com.docker.compose.project={self.project}").split()
+        if ids:
+            docker("rm", "-f", *ids)
+        subprocess.run(["docker", "network", "rm", f"{self.project}_default"], capture_output=True)
+        from installer.tools.registry import ManagedRegistry
+
+        ManagedRegistry(self.root / "registry").stop()
+
+
+@pytest.fixture
+def host(tmp_path, keys):
+    h = Host(tmp_path / "root", keys)
+    yield h
+    h.cleanup()
+
+
+def manifest_of(bundle: Path) -> dict:
+    return json.loads(tamper.split(bundle.read_bytes())[0].data)
+
+
+def test_install_upgrade_auto_restore_and_manual_rollback(host, bundles):
+    res = host.install(bundles["1.0.0"])
+    assert res.returncode == 0, res.stderr
+    assert host.state.current() == "1.0.0" and host.served_version() == "hello 1.0.0"
+    digest = manifest_of(bundles["1.0.0"])["images"][0]["digest"]
+    assert all(c["Config"]["Image"].endswith("@" + digest) for c in host.containers().values())
+
+    res = host.install(bundles["1.1.0"])
+    assert res.returncode == 0, res.stderr
+    digest = manifest_of(bundles["1.1.0"])["images"][0]["digest"]
+    containers = host.containers()
+    assert {c["Config"]["Image"].split("@")[1] for c in containers.values()} == {digest}
+    assert host.served_version() == "hello 1.1.0"
+    assert containers["web"]["State"]["Health"]["Status"] == "healthy"
+
+    res = host.install(bundles["1.2.0"])
+    assert res.returncode == 5, res.stderr
+    assert "1.2.0 failed its health check" in res.stderr and "1.1.0 was restored" in res.stderr
+    assert host.state.current() == "1.1.0" and host.served_version() == "hello 1.1.0"
+    events = [(e["event"], e.get("version")) for e in host.state.history()]
+    assert events[-2:] == [("failed", "1.2.0"), ("rolled-back", "1.1.0")]
+
+    res = host.run("rollback")
+    assert res.returncode == 0, res.stderr
+    assert host.state.current() == "1.0.0" and host.served_version() == "hello 1.0.0"
+    status = json.loads(host.run("status", "--json").stdout)
+    assert status["current"] == "1.0.0" and {s["service"] for s in status["services"]} == {"web", "worker"}
+    history = json.loads(host.run("history", "--json").stdout)
+    assert history[-1]["event"] == "rolled-back" and history[-1]["version"] == "1.0.0"
+
+
+def test_downgrade_refused_unless_asked_and_reinstall_is_a_quick_noop(host, bundles):
+    assert host.install(bundles["1.1.0"]).returncode == 0
+    start = time.monotonic()
+    res = host.install(bundles["1.1.0"], "--json")
+    assert res.returncode == 0 and json.loads(res.stdout)["action"] == "already-installed"
+    assert time.monotonic() - start < 5
+    res = host.install(bundles["1.0.0"])
+    assert res.returncode == 3 and "older than the installed 1.1.0" in res.stderr
+    assert host.state.current() == "1.1.0"
+    res = host.install(bundles["1.0.0"], "--allow-downgrade")
+    assert res.returncode == 0, res.stderr
+    assert host.served_version() == "hello 1.0.0"
+
+
+def snapshot(host: Host) -> dict:
+    files = {}
+    for p in sorted(host.root.rglob("*")):
+        rel = str(p.relative_to(host.root))
+        if rel in ("lock", "registry/registry.log") or p.is_dir():
+            continue
+        files[rel] = os.readlink(p) if p.is_symlink() else hashlib.sha256(p.read_bytes()).hexdigest()
+    containers = {n: (c["Id"], c["State"]["StartedAt"]) for n, c in host.containers().items()}
+    return {"files": files, "containers": containers}
+
+
+def test_tampered_bundle_changes_nothing(host, bundles, tmp_path):
+    assert host.install(bundles["1.0.0"]).returncode == 0
+    before = snapshot(host)
+    entries = tamper.split(bundles["1.1.0"].read_bytes())
+    data = bytearray(entries[-1].data)
+    data[len(data) // 2] ^= 1
+    entries[-1].data = bytes(data)
+    bad = tmp_path / "bad.bundle"
+    bad.write_bytes(tamper.compress(tamper.join(entries)))
+    res = host.install(bad)
+    assert res.returncode == 3 and "sha256 mismatch" in res.stderr
+    res = host.install(bundles["1.1.0"], "--key", "/dev/null")
+    assert res.returncode == 2
+    other = host.run("install", bundles["1.1.0"], "--key", str(host.key).replace("vendor", "other"))
+    assert other.returncode == 3 and "untrusted" in other.stderr
+    assert snapshot(host) == before
+
+
+def test_second_install_waits_or_exits_4(host, bundles):
+    assert host.install(bundles["1.0.0"]).returncode == 0
+    with host.state.lock():
+        start = time.monotonic()
+        res = host.install(bundles["1.1.0"], "--wait", "1")
+        assert res.returncode == 4 and "another satchel command" in res.stderr
+        assert time.monotonic() - start < 10
+    assert host.state.current() == "1.0.0"
+    assert host.install(bundles["1.1.0"]).returncode == 0
+
+
+@pytest.mark.parametrize("point", ["after-verify", "after-promote", "after-push", "before-commit",
+                                   "before-switch", "after-switch", "after-apply"])
+def test_kill_9_during_install_then_rerun_finishes(host, bundles, point):
+    assert host.install(bundles["1.0.0"]).returncode == 0
+    res = host.install(bundles["1.1.0"], env={"SATCHEL_CRASH_AT": point})
+    assert res.returncode == -9, res.stderr
+    current = host.state.current()
+    assert current in ("1.0.0", "1.1.0")
+    assert (host.root / "releases" / current / "release.json").is_file()
+    res = host.install(bundles["1.1.0"])
+    assert res.returncode == 0, res.stderr
+    assert host.state.current() == "1.1.0" and host.served_version() == "hello 1.1.0"
+    assert host.state.journal() is None
+    assert not list((host.root / "staging").iterdir())
+
+
+@pytest.mark.parametrize("point", ["before-switch", "after-switch", "after-apply"])
+def test_kill_9_during_rollback_then_rerun_finishes(host, bundles, point):
+    assert host.install(bundles["1.0.0"]).returncode == 0
+    assert host.install(bundles["1.1.0"]).returncode == 0
+    res = host.run("rollback", env={"SATCHEL_CRASH_AT": point})
+    assert res.returncode == -9
+    assert host.state.current() in ("1.0.0", "1.1.0")
+    res = host.run("rollback")
+    assert res.returncode == 0, res.stderr
+    assert host.state.current() == "1.0.0" and host.served_version() == "hello 1.0.0"
+
+
+def test_retention_keeps_the_last_releases_and_their_blobs(host, bundles):
+    for v in ("1.0.0", "1.1.0", "1.3.0", "1.4.0"):
+        assert host.install(bundles[v], "--keep", "3").returncode == 0
+    assert sorted(p.name for p in (host.root / "releases").iterdir()) == ["1.1.0", "1.3.0", "1.4.0"]
+    blobs = {p.name for p in (host.root / "store" / "blobs" / "sha256").iterdir()}
+    for v in ("1.1.0", "1.3.0", "1.4.0"):
+        needed = {m["sha256"] for m in manifest_of(bundles[v])["members"] if m["path"].startswith("blobs/")}
+        assert needed <= blobs
+    only_old = {m["sha256"] for m in manifest_of(bundles["1.0.0"])["members"]} - {
+        m["sha256"] for v in ("1.1.0", "1.3.0", "1.4.0") for m in manifest_of(bundles[v])["members"]}
+    assert only_old and not (only_old & blobs)
+    assert host.run("rollback", "--to", "1.0.0").returncode == 2
+
+
+def test_external_registry_with_basic_auth(host, bundles, auth_registry, tmp_path):
+    import base64
+
+    cfg = tmp_path / "docker-config"
+    cfg.mkdir()
+    token = base64.b64encode(b"vendor:s3cret-pw").decode()
+    (cfg / "config.json").write_text(json.dumps({"auths": {auth_registry.host: {"auth": token}}}))
+    res = host.install(bundles["1.0.0"], "--registry", auth_registry.host, env={"DOCKER_CONFIG": str(cfg)})
+    assert res.returncode == 0, res.stderr
+    web = host.containers()["web"]
+    assert web["Config"]["Image"].startswith(auth_registry.host + "/acme/web@sha256:")
+    assert not (host.root / "registry" / "pid").exists()
