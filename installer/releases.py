@@ -88,14 +88,15 @@ def clean_leftovers(root: Root) -> None:
 
 
 def installed_versions(root: Root) -> list[str]:
-    """Releases on disk, most recently made current first (from history)."""
+    """Releases on disk that ran healthy at some point, most recently current first.
+    A release that never passed its health check is not a rollback target."""
     on_disk = {p.name for p in root.releases.glob("[!.]*")}
     order: list[str] = []
     for entry in reversed(root.history()):
         version = entry.get("version")
         if entry.get("event") in ("installed", "rolled-back") and version in on_disk and version not in order:
             order.append(str(version))
-    return order + sorted(on_disk - set(order))
+    return order
 
 
 def previous_version(root: Root) -> str | None:
@@ -110,7 +111,7 @@ def retain(root: Root, keep: int) -> list[str]:
     protected = {root.current(), previous_version(root)}
     kept = [v for v in versions if v in protected][:2]
     kept += [v for v in versions if v not in kept][: max(0, keep - len(kept))]
-    removed = [v for v in versions if v not in kept]
+    removed = sorted(p.name for p in root.releases.glob("[!.]*") if p.name not in kept)
     for version in removed:
         shutil.rmtree(root.releases / version, ignore_errors=True)
     needed: set[str] = set()

@@ -26,15 +26,26 @@ YAML
   for _ in $(seq 1 50); do curl -fsS "http://127.0.0.1:$port/v2/" >/dev/null 2>&1 && break; sleep 0.1; done
 fi
 
-step "make the example images (busybox-static, no internet)"
-"$here/examples/hello/make-images.sh" 1.0.0 "127.0.0.1:$port"
+# One spec directory per version: 1.0.0 and 1.1.0 of the example, and a 1.2.0 whose
+# health check always fails.
+release() {
+  local version=$1 dir="$work/hello-$1"
+  rm -rf "$dir" && cp -r "$here/examples/hello" "$dir"
+  sed -i "s/1\.0\.0/$version/g" "$dir/satchel.yaml" "$dir/compose.yaml"
+  "$here/examples/hello/make-images.sh" "$version" "127.0.0.1:$port" >/dev/null
+  [ "${2:-}" != broken ] || sed -i 's#"wget", "-q", "-O", "/dev/null", "http://127.0.0.1:8080/"#"false"#' \
+    "$dir/compose.yaml"
+  satchel -q build "$dir/satchel.yaml" -o "$work/hello-$version.bundle" --key "$work/acme.key" --cache "$work/cache"
+  echo "built $work/hello-$version.bundle"
+}
 
 step "satchel keygen"
 [ -f "$work/acme.key" ] || satchel keygen --out "$work/acme"
 
-step "satchel build"
-satchel build "$here/examples/hello/satchel.yaml" -o "$work/hello-1.0.0.bundle" --key "$work/acme.key" \
-  --cache "$work/cache"
+step "make the example images (busybox-static, no internet) and build 1.0.0, 1.1.0, 1.2.0 (broken)"
+release 1.0.0
+release 1.1.0
+release 1.2.0 broken
 
 step "satchel inspect"
 satchel inspect "$work/hello-1.0.0.bundle"
@@ -50,10 +61,44 @@ step "a damaged copy is refused (exit 3)"
 cp "$work/hello-1.0.0.bundle" "$work/damaged.bundle"
 size=$(stat -c %s "$work/damaged.bundle")
 printf '\xff' | dd of="$work/damaged.bundle" bs=1 seek=$((size / 2)) conv=notrunc status=none
-set +e
-satchel verify "$work/damaged.bundle" --key "$work/acme.pub"
-code=$?
-set -e
-[ "$code" -eq 3 ] || { echo "expected exit 3, got $code" >&2; exit 1; }
+expect() { local want=$1; shift; set +e; "$@"; local got=$?; set -e
+           [ "$got" -eq "$want" ] || { echo "expected exit $want, got $got" >&2; exit 1; }; }
+expect 3 satchel verify "$work/damaged.bundle" --key "$work/acme.pub"
 
-step "done: bundle, keys and cache are in $work"
+# The customer host: its own state root, a managed registry on 127.0.0.1:5050.
+export SATCHEL_ROOT="$work/root"
+cleanup_host() {
+  docker ps -aq --filter label=com.docker.compose.project=hello | xargs -r docker rm -f >/dev/null
+  docker network rm hello_default >/dev/null 2>&1 || true
+  [ ! -f "$SATCHEL_ROOT/registry/pid" ] || kill "$(cat "$SATCHEL_ROOT/registry/pid")" 2>/dev/null || true
+}
+trap 'cleanup_host; [ -z "${registry_pid:-}" ] || kill $registry_pid 2>/dev/null || true' EXIT
+
+step "customer: trust the vendor key, install 1.0.0"
+satchel trust add "$work/acme.pub"
+satchel install "$work/hello-1.0.0.bundle"
+curl -fsS http://127.0.0.1:8080/
+
+step "customer: upgrade to 1.1.0"
+satchel install "$work/hello-1.1.0.bundle"
+curl -fsS http://127.0.0.1:8080/
+
+step "customer: re-installing 1.1.0 is a quick no-op"
+satchel install "$work/hello-1.1.0.bundle"
+
+step "customer: 1.2.0 fails its health check and 1.1.0 is restored automatically (exit 5)"
+expect 5 satchel install "$work/hello-1.2.0.bundle" --timeout 15
+curl -fsS http://127.0.0.1:8080/
+
+step "customer: a downgrade is refused (exit 3)"
+expect 3 satchel install "$work/hello-1.0.0.bundle"
+
+step "customer: manual rollback to the previous release"
+satchel rollback
+curl -fsS http://127.0.0.1:8080/
+
+step "customer: status and history"
+satchel status
+satchel history
+
+step "done: bundles, keys and state are in $work (the app is stopped on exit)"

@@ -47,12 +47,16 @@ def files(release: Path, rendered: list[str]) -> list[Path]:
 
 
 def apply(project: str, release: Path, rendered: list[str], wait_timeout: int) -> tuple[bool, str]:
+    """A release without compose files only loads images: nothing to start."""
+    if not rendered:
+        return True, "no services"
     return compose.up(project, files(release, rendered), release, wait_timeout)
 
 
 def stop(project: str, release: Path, rendered: list[str]) -> None:
-    compose.down(project, files(release, rendered), release)
+    if rendered:
+        compose.down(project, files(release, rendered), release)
 
 
 def services(project: str, release: Path, rendered: list[str]) -> list[dict[str, Any]]:
-    return compose.ps(project, files(release, rendered), release)
+    return compose.ps(project, files(release, rendered), release) if rendered else []
