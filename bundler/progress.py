@@ -10,11 +10,15 @@ import click
 
 
 class Reporter:
-    def __init__(self, quiet: bool = False, bars: bool | None = None) -> None:
+    def __init__(self, quiet: bool = False, bars: bool | None = None,
+                 log: Callable[[str], None] | None = None) -> None:
         self.quiet = quiet
         self.bars = (not quiet and sys.stderr.isatty()) if bars is None else bars
+        self.log = log
 
     def step(self, message: str) -> None:
+        if self.log:
+            self.log(message)
         if not self.quiet:
             click.echo(message, err=True)
 

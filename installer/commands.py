@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +23,8 @@ def _root(ctx: click.Context) -> Root:
     return Root(Path(ctx.obj["root"]))
 
 
-def _reporter(ctx: click.Context, as_json: bool) -> Reporter:
-    return Reporter(quiet=ctx.obj.get("quiet", False) or as_json)
+def _reporter(ctx: click.Context, as_json: bool, log: Callable[[str], None] | None = None) -> Reporter:
+    return Reporter(quiet=ctx.obj.get("quiet", False) or as_json, log=log)
 
 
 _deploy_options = [
@@ -61,7 +62,11 @@ def install_cmd(ctx: click.Context, bundle: Path, keys: tuple[Path, ...], allow_
                           registry_insecure=registry_insecure, registry_ca=registry_ca,
                           allow_downgrade=allow_downgrade, wait_timeout=wait_timeout, keep=keep,
                           project=project, lock_wait=lock_wait)
-    out = install(_root(ctx), bundle, opts, _reporter(ctx, as_json))
+    root = _root(ctx)
+    with root.run_log("install") as log:
+        log(f"bundle {bundle.resolve()}")
+        out = install(root, bundle, opts, _reporter(ctx, as_json, log))
+        log(f"result: {out.action} {out.version}")
     if as_json:
         emit_json(out.__dict__)
     elif out.action == "already-installed":
@@ -81,7 +86,10 @@ def rollback_cmd(ctx: click.Context, to: str | None, wait_timeout: int, lock_wai
     """Switch back to an earlier release kept on this host."""
     opts = InstallOptions(registry=registry, registry_insecure=registry_insecure, registry_ca=registry_ca,
                           wait_timeout=wait_timeout, lock_wait=lock_wait)
-    out = rollback(_root(ctx), to, opts, _reporter(ctx, as_json))
+    root = _root(ctx)
+    with root.run_log("rollback") as log:
+        out = rollback(root, to, opts, _reporter(ctx, as_json, log))
+        log(f"result: {out.action} {out.version}")
     if as_json:
         emit_json(out.__dict__)
     elif out.action == "already-installed":

@@ -114,6 +114,27 @@ class Root:
             os.replace(tmp, link)
         fsync_dir(self.path)
 
+    # -- run logs ------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def run_log(self, command: str) -> Iterator[Any]:
+        """logs/<time>-<command>-<pid>.log: the steps of one run and how it ended."""
+        self.init()
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        with (self.path / "logs" / f"{stamp}-{command}-{os.getpid()}.log").open("a") as fh:
+
+            def log(line: str) -> None:
+                fh.write(f"{datetime.now(UTC).strftime('%H:%M:%S')} {line}\n")
+                fh.flush()
+
+            log(f"satchel {command} started (pid {os.getpid()})")
+            try:
+                yield log
+            except BaseException as exc:
+                log(f"failed: {type(exc).__name__}: {exc}")
+                raise
+            log("finished")
+
     # -- history and journal ---------------------------------------------------------
 
     def record(self, event: str, **fields: Any) -> None:

@@ -138,6 +138,9 @@ def test_install_upgrade_auto_restore_and_manual_rollback(host, bundles):
     assert status["current"] == "1.0.0" and {s["service"] for s in status["services"]} == {"web", "worker"}
     history = json.loads(host.run("history", "--json").stdout)
     assert history[-1]["event"] == "rolled-back" and history[-1]["version"] == "1.0.0"
+    logs = sorted((host.root / "logs").iterdir())
+    assert len(logs) == 4 and "failed: DeployFailedRestored" in logs[2].read_text()
+    assert "result: rolled-back 1.0.0" in logs[3].read_text()
 
 
 def test_downgrade_refused_unless_asked_and_reinstall_is_a_quick_noop(host, bundles):
@@ -158,7 +161,7 @@ def snapshot(host: Host) -> dict:
     files = {}
     for p in sorted(host.root.rglob("*")):
         rel = str(p.relative_to(host.root))
-        if rel in ("lock", "registry/registry.log") or p.is_dir():
+        if rel in ("lock", "registry/registry.log") or rel.startswith("logs/") or p.is_dir():
             continue
         files[rel] = os.readlink(p) if p.is_symlink() else hashlib.sha256(p.read_bytes()).hexdigest()
     containers = {n: (c["Id"], c["State"]["StartedAt"]) for n, c in host.containers().items()}

@@ -1,0 +1,74 @@
+"""Install-side benchmark, Satchel next to skopeo in one run.
+
+push:      satchel install (verify + stage + push by digest into a fresh registry)
+           vs zstd -dc | tar -x, then skopeo copy oci:... docker://... --preserve-digests
+           into another fresh registry (skopeo gets the layout already verified by nobody)
+re-install: satchel install of the installed bundle (the no-op path)
+
+Usage: python benchmarks/install_push.py [--images N] [--layer-mib M]. Never asserts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+from common import SATCHEL, Registry, make_images, run, table
+
+from signing.keys import SigningKey, write_key_pair
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--images", type=int, default=4)
+    parser.add_argument("--layer-mib", type=int, default=64)
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="satchel-bench-"))
+    registries = [Registry(work / name) for name in ("vendor", "satchel-dest", "skopeo-dest")]
+    vendor, dest, skopeo_dest = registries
+    try:
+        refs = make_images(work, vendor, args.images, args.layer_mib)
+        write_key_pair(SigningKey.generate(), work / "k")
+        spec = work / "satchel.yaml"
+        spec.write_text("name: bench\nversion: 1.0.0\nimages:\n" + "".join(f"  - {r}\n" for r in refs))
+        bundle = work / "b.bundle"
+        subprocess.run([*SATCHEL, "-q", "build", str(spec), "-o", str(bundle), "--key", str(work / "k.key"),
+                        "--cache", str(work / "cache")], check=True)
+        unpacked = json.loads(subprocess.run([*SATCHEL, "inspect", str(bundle), "--json"], check=True,
+                                             capture_output=True, text=True).stdout)["dedupedSize"] / 1e6
+
+        env = f"SATCHEL_ROOT={work / 'root'}"
+        install = [*SATCHEL, "-q", "install", str(bundle), "--key", str(work / "k.pub"), "--registry", dest.host]
+        satchel = run("satchel install", f"{env} " + " ".join(map(repr, install)))
+        again = run("satchel re-install", f"{env} " + " ".join(map(repr, install)))
+
+        layout = work / "extracted"
+        layout.mkdir()
+        extract = run("zstd -dc | tar -x", f"zstd -dc {bundle} | tar -x -C {layout}")
+        copies = " && ".join(
+            f"skopeo copy --quiet --preserve-digests --dest-tls-verify=false "
+            f"oci:{layout}:{r} docker://{skopeo_dest.host}/{r.split('/', 1)[1]}" for r in refs)
+        skopeo = run("skopeo copy --preserve-digests", copies)
+        baseline = type(skopeo)("extract + skopeo", extract.seconds + skopeo.seconds,
+                                max(extract.peak_mib, skopeo.peak_mib))
+
+        print(f"\n{args.images} images, {unpacked:.0f} MB unpacked\n")
+        print("verify + load into a registry (higher 'vs baseline' is better)")
+        table([("zstd -dc | tar -x + skopeo copy", baseline, unpacked),
+               ("  of which skopeo copy", skopeo, unpacked),
+               ("satchel install (verify+stage+push)", satchel, unpacked)], baseline)
+        print(f"\nre-install of the installed bundle: {again.seconds:.2f} s, peak {again.peak_mib:.0f} MiB")
+    finally:
+        for reg in registries:
+            reg.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    os.chdir(Path(__file__).parent)
+    main()
