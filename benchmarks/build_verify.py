@@ -11,28 +11,17 @@ Prints seconds, throughput (unpacked MB/s), peak memory and ratios. Never assert
 
 from __future__ import annotations
 
-import argparse
 import shutil
-import tempfile
-from pathlib import Path
 
-from common import SATCHEL, Registry, make_images, run, table
-
-from signing.keys import SigningKey, write_key_pair
+from common import SATCHEL, Registry, bench_project, run, setup, table
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--images", type=int, default=4)
-    parser.add_argument("--layer-mib", type=int, default=64)
-    args = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="satchel-bench-"))
+    args, work = setup()
     registry = Registry(work / "registry")
     try:
-        refs = make_images(work, registry, args.images, args.layer_mib)
-        write_key_pair(SigningKey.generate(), work / "k")
-        spec = work / "satchel.yaml"
-        spec.write_text("name: bench\nversion: 1.0.0\nimages:\n" + "".join(f"  - {r}\n" for r in refs))
+        project = bench_project(work, registry, args.images, args.layer_mib)
+        refs, spec = project.refs, project.spec
 
         # Baseline build: skopeo into one OCI layout, then tar | zstd -T0.
         layout = work / "skopeo-layout"

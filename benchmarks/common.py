@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import random
 import subprocess
 import sys
@@ -66,6 +67,33 @@ def make_images(workdir: Path, registry: Registry, images: int, layer_mib: int) 
         registry.push_layout(workdir / "src-layout", tag, f"bench/app{i}")
         refs.append(f"{registry.host}/bench/app{i}:{tag}")
     return refs
+
+
+@dataclass
+class Project:
+    work: Path
+    refs: list[str]
+    spec: Path              # satchel.yaml naming every image
+    key: Path               # private key; the public one is beside it (.pub)
+
+
+def bench_project(work: Path, registry: Registry, images: int, layer_mib: int) -> Project:
+    """Images in `registry`, a spec naming them, and a signing key."""
+    from signing.keys import SigningKey, write_key_pair
+
+    refs = make_images(work, registry, images, layer_mib)
+    write_key_pair(SigningKey.generate(), work / "k")
+    spec = work / "satchel.yaml"
+    spec.write_text("name: bench\nversion: 1.0.0\nimages:\n" + "".join(f"  - {r}\n" for r in refs))
+    return Project(work, refs, spec, work / "k.key")
+
+
+def setup() -> tuple[argparse.Namespace, Path]:
+    """Command-line options shared by the benchmarks, and a fresh work directory."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--images", type=int, default=4)
+    parser.add_argument("--layer-mib", type=int, default=64)
+    return parser.parse_args(), Path(tempfile.mkdtemp(prefix="satchel-bench-"))
 
 
 def table(rows: list[tuple[str, Run, float]], baseline: Run) -> None:

@@ -10,32 +10,22 @@ Usage: python benchmarks/install_push.py [--images N] [--layer-mib M]. Never ass
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
 import subprocess
-import tempfile
 from pathlib import Path
 
-from common import SATCHEL, Registry, make_images, run, table
-
-from signing.keys import SigningKey, write_key_pair
+from common import SATCHEL, Registry, bench_project, run, setup, table
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--images", type=int, default=4)
-    parser.add_argument("--layer-mib", type=int, default=64)
-    args = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="satchel-bench-"))
+    args, work = setup()
     registries = [Registry(work / name) for name in ("vendor", "satchel-dest", "skopeo-dest")]
     vendor, dest, skopeo_dest = registries
     try:
-        refs = make_images(work, vendor, args.images, args.layer_mib)
-        write_key_pair(SigningKey.generate(), work / "k")
-        spec = work / "satchel.yaml"
-        spec.write_text("name: bench\nversion: 1.0.0\nimages:\n" + "".join(f"  - {r}\n" for r in refs))
+        project = bench_project(work, vendor, args.images, args.layer_mib)
+        refs, spec = project.refs, project.spec
         bundle = work / "b.bundle"
         subprocess.run([*SATCHEL, "-q", "build", str(spec), "-o", str(bundle), "--key", str(work / "k.key"),
                         "--cache", str(work / "cache")], check=True)

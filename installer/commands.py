@@ -14,7 +14,7 @@ from bundler.progress import Reporter
 from signing.keys import load_verify_key
 
 from . import releases
-from .install import InstallOptions, install, rollback
+from .install import InstallOptions, Outcome, install, rollback
 from .state import Root
 from .targets import compose as target
 
@@ -25,6 +25,20 @@ def _root(ctx: click.Context) -> Root:
 
 def _reporter(ctx: click.Context, as_json: bool, log: Callable[[str], None] | None = None) -> Reporter:
     return Reporter(quiet=ctx.obj.get("quiet", False) or as_json, log=log)
+
+
+def _logged(ctx: click.Context, command: str, run: Callable[[Root, Reporter], Outcome], as_json: bool,
+            detail: str = "") -> Outcome:
+    """Run an install or rollback with its own log file; print the outcome as JSON if asked."""
+    root = _root(ctx)
+    with root.run_log(command) as log:
+        if detail:
+            log(detail)
+        out = run(root, _reporter(ctx, as_json, log))
+        log(f"result: {out.action} {out.version}")
+    if as_json:
+        emit_json(out.__dict__)
+    return out
 
 
 _deploy_options = [
@@ -62,16 +76,11 @@ def install_cmd(ctx: click.Context, bundle: Path, keys: tuple[Path, ...], allow_
                           registry_insecure=registry_insecure, registry_ca=registry_ca,
                           allow_downgrade=allow_downgrade, wait_timeout=wait_timeout, keep=keep,
                           project=project, lock_wait=lock_wait)
-    root = _root(ctx)
-    with root.run_log("install") as log:
-        log(f"bundle {bundle.resolve()}")
-        out = install(root, bundle, opts, _reporter(ctx, as_json, log))
-        log(f"result: {out.action} {out.version}")
-    if as_json:
-        emit_json(out.__dict__)
-    elif out.action == "already-installed":
+    out = _logged(ctx, "install", lambda root, reporter: install(root, bundle, opts, reporter), as_json,
+                  f"bundle {bundle.resolve()}")
+    if not as_json and out.action == "already-installed":
         click.echo(f"{out.version} is already installed and healthy; nothing to do")
-    else:
+    elif not as_json:
         click.echo(f"installed {out.version}" + (f" (was {out.previous})" if out.previous else "")
                    + f"; {out.pushed_blobs} blob(s) pushed"
                    + (f"; removed old release(s) {', '.join(out.removed)}" if out.removed else ""))
@@ -86,15 +95,10 @@ def rollback_cmd(ctx: click.Context, to: str | None, wait_timeout: int, lock_wai
     """Switch back to an earlier release kept on this host."""
     opts = InstallOptions(registry=registry, registry_insecure=registry_insecure, registry_ca=registry_ca,
                           wait_timeout=wait_timeout, lock_wait=lock_wait)
-    root = _root(ctx)
-    with root.run_log("rollback") as log:
-        out = rollback(root, to, opts, _reporter(ctx, as_json, log))
-        log(f"result: {out.action} {out.version}")
-    if as_json:
-        emit_json(out.__dict__)
-    elif out.action == "already-installed":
+    out = _logged(ctx, "rollback", lambda root, reporter: rollback(root, to, opts, reporter), as_json)
+    if not as_json and out.action == "already-installed":
         click.echo(f"{out.version} is already the current release")
-    else:
+    elif not as_json:
         click.echo(f"rolled back to {out.version} (was {out.previous})")
 
 
