@@ -184,7 +184,8 @@ def build(spec: Spec, output: Path, keys: Sequence[SigningKey], options: BuildOp
                                          tuple(b.digest for b in p.blobs), p.source_digest)
                      for i, p in pulled),
         charts=tuple(charts), compose=compose, files=files,
-        platforms=tuple(str(p) for p in spec.platforms), expires=_expires(spec.expires, created))
+        platforms=tuple(str(p) for p in spec.platforms), expires=_expires(spec.expires, created),
+        secrets=spec.secrets)
     manifest_bytes = manifest.to_bytes()
     signatures = envelope.sign(manifest_bytes, keys)
     small = {"oci-layout": OCI_LAYOUT, "index.json": index_bytes}

@@ -41,6 +41,7 @@ _BLOB = re.compile(r"blobs/sha256/([0-9a-f]{64})")
 _NAME = re.compile(r"[a-z0-9]([a-z0-9-]{0,62}[a-z0-9])?")
 _SEMVER = re.compile(r"(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?")
 _TIME = "%Y-%m-%dT%H:%M:%SZ"
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
 _RELPATH = re.compile(r"(?!/)(?!.*(^|/)\.\.?(/|$))[A-Za-z0-9._/-]{1,255}")
 
 
@@ -130,6 +131,7 @@ class BundleManifest:
     platforms: tuple[str, ...] = ()
     expires: str | None = None
     description: str = ""
+    secrets: tuple[str, ...] = ()      # environment variable names to redact in diagnostics
     unpacked_size: int = field(default=-1)
 
     def __post_init__(self) -> None:
@@ -153,6 +155,8 @@ class BundleManifest:
         }
         if self.expires:
             doc["expires"] = self.expires
+        if self.secrets:
+            doc["secrets"] = list(self.secrets)
         return doc
 
     def to_bytes(self) -> bytes:
@@ -228,7 +232,7 @@ def parse_manifest(data: bytes) -> BundleManifest:
     doc = canonical.loads(data, what="manifest")
     top = _Fields(doc, "manifest", ("format", "name", "version", "created", "minInstallerVersion",
                                      "members", "unpackedSize"),
-                  ("images", "charts", "compose", "files", "platforms", "expires", "description"))
+                  ("images", "charts", "compose", "files", "platforms", "expires", "description", "secrets"))
     if doc["format"] != FORMAT:
         raise MalformedError(f"unsupported bundle format {doc['format']!r} (this Satchel reads {FORMAT})")
     members = []
@@ -261,7 +265,8 @@ def parse_manifest(data: bytes) -> BundleManifest:
         compose=tuple(_parse_file(o, f"compose[{i}]") for i, o in enumerate(top.objects("compose"))),
         files=tuple(_parse_file(o, f"files[{i}]") for i, o in enumerate(top.objects("files"))),
         platforms=top.strings("platforms"), expires=top.text("expires"),
-        description=top.text("description", default=""), unpacked_size=top.size("unpackedSize"))
+        description=top.text("description", default=""), unpacked_size=top.size("unpackedSize"),
+        secrets=top.strings("secrets", lambda s: _ENV_NAME.fullmatch(s) is not None))
     for stamp in (manifest.created, manifest.expires):
         if stamp is not None:
             try:

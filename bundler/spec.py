@@ -20,7 +20,8 @@ _IMAGE_KEYS = {"ref", "source", "platforms", "platform", "entrypoint", "cmd", "e
                "labels"}
 _DIR_ONLY = _IMAGE_KEYS - {"ref", "source", "platforms"}
 _TOP_KEYS = {"name", "version", "description", "expires", "platforms", "registries", "images",
-             "compose", "charts", "files"}
+             "compose", "charts", "files", "secrets"}
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
 
 
 class _StrictLoader(yaml.SafeLoader):
@@ -79,6 +80,7 @@ class Spec:
     registries: dict[str, RegistryOptions] = field(default_factory=dict, hash=False, compare=False)
     expires: str | None = None
     description: str = ""
+    secrets: tuple[str, ...] = ()
 
 
 def _platforms(value: Any, where: str) -> tuple[Platform, ...]:
@@ -175,12 +177,15 @@ def parse_spec(doc: Any, base: Path) -> Spec:
     if len(set(refs)) != len(refs):
         raise SpecError(f"images: {next(r for r in refs if refs.count(r) > 1)} is listed twice")
     expires = doc.get("expires")
+    secrets = doc.get("secrets") or []
+    if not isinstance(secrets, list) or not all(isinstance(s, str) and _ENV_NAME.fullmatch(s) for s in secrets):
+        raise SpecError("secrets: expected a list of environment variable names")
     return Spec(name=name, version=version, base=base, images=parsed, compose=_paths(doc, "compose"),
                 charts=_paths(doc, "charts"), files=_paths(doc, "files"),
                 platforms=_platforms(doc.get("platforms"), "platforms"),
                 registries=_registries(doc.get("registries")),
                 expires=str(expires) if expires is not None else None,
-                description=str(doc.get("description") or ""))
+                description=str(doc.get("description") or ""), secrets=tuple(sorted(set(secrets))))
 
 
 def load_spec(path: Path) -> Spec:

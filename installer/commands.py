@@ -14,6 +14,7 @@ from bundler.progress import Reporter
 from signing.keys import load_verify_key
 
 from . import releases
+from .diagnostics.cli import diagnostics
 from .install import InstallOptions, Outcome, install, rollback
 from .state import Root
 from .targets import compose as target
@@ -185,4 +186,4 @@ def trust_remove(ctx: click.Context, keyid: str) -> None:
     click.echo(f"removed {matches[0].stem}")
 
 
-COMMANDS = [install_cmd, rollback_cmd, status_cmd, history_cmd, trust_cmd]
+COMMANDS = [install_cmd, rollback_cmd, status_cmd, history_cmd, trust_cmd, diagnostics]

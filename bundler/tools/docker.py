@@ -44,3 +44,25 @@ def save_image(ref: str, dest: Path) -> None:
         raise EnvironmentProblem(f"docker save {ref} failed: {exc.explanation or exc}") from None
     finally:
         client.close()
+
+
+def engine_report() -> dict[str, Any]:
+    """`docker version` and `docker info` as data."""
+    client = _client()
+    try:
+        return {"version": client.version(), "info": client.info()}
+    finally:
+        client.close()
+
+
+def project_containers(project: str, log_since: int | None, log_lines: int = 500) -> list[dict[str, Any]]:
+    """Inspect data and recent logs of every container of a Compose project."""
+    client = _client()
+    try:
+        out = []
+        for container in client.containers.list(all=True, filters={"label": f"com.docker.compose.project={project}"}):
+            logs = container.logs(since=log_since, tail=log_lines, timestamps=True)
+            out.append({"inspect": container.attrs, "logs": logs.decode(errors="replace")})
+        return out
+    finally:
+        client.close()

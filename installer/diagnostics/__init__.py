@@ -1,0 +1,1 @@
+"""Support archives: collect, redact, analyse, pack (optionally encrypted), and open."""

@@ -1,0 +1,103 @@
+"""Findings from collected facts. Pure: facts in, findings out; every rule has a test."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+PASS, WARN, FAIL = "pass", "warn", "fail"
+
+
+@dataclass(frozen=True)
+class Finding:
+    check: str
+    status: str
+    message: str
+
+    def to_json(self) -> dict[str, str]:
+        return asdict(self)
+
+
+def _time(text: str) -> datetime:
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+
+
+def analyze(facts: dict[str, Any], errors: list[dict[str, str]]) -> list[Finding]:
+    out: list[Finding] = []
+    failed = {e["collector"]: e["error"] for e in errors}
+    state = facts.get("satchel") or {}
+    current = state.get("current")
+
+    if "satchel" in failed or state.get("state_errors"):
+        out.append(Finding("state", FAIL, "; ".join(state.get("state_errors") or [failed.get("satchel", "")])))
+    elif not current:
+        out.append(Finding("release", WARN, "no release is installed"))
+    else:
+        out.append(Finding("release", PASS, f"release {current} is current"))
+    if state.get("journal"):
+        job = state["journal"]
+        out.append(Finding("interrupted", WARN, f"an interrupted {job.get('op')} of {job.get('to')} is pending; "
+                                                "the next satchel command finishes it"))
+
+    events = [e for e in state.get("history") or [] if e.get("event") in ("installed", "failed", "rolled-back")]
+    if events and events[-1]["event"] != "installed":
+        last_fail = next((e for e in reversed(events) if e["event"] == "failed"), None)
+        reason = f"{last_fail.get('version')}: {last_fail.get('reason')}" if last_fail else ""
+        out.append(Finding("last-install", FAIL if events[-1]["event"] == "failed" else WARN,
+                           f"the last deployment did not succeed ({events[-1]['event']} {events[-1].get('version')}"
+                           + (f"; {reason}" if reason else "") + ")"))
+    elif events:
+        out.append(Finding("last-install", PASS, f"the last deployment ({events[-1].get('version')}) succeeded"))
+
+    if "docker" in failed:
+        out.append(Finding("docker", FAIL, f"the Docker engine could not be queried: {failed['docker']}"))
+    if current and "docker" not in failed and not facts.get("containers"):
+        out.append(Finding("containers", FAIL, f"no container of release {current} exists; run satchel rollback "
+                                               f"--to {current} or reinstall it to start them"))
+    for c in facts.get("containers") or []:
+        name = c["name"]
+        if c.get("status") != "running":
+            out.append(Finding(f"container:{name}", FAIL,
+                               f"{name} is {c.get('status')} (exit code {c.get('exit_code')})"))
+        elif c.get("health") == "unhealthy":
+            out.append(Finding(f"container:{name}", FAIL, f"{name} is unhealthy"))
+        elif c.get("status") == "restarting" or (c.get("restart_count") or 0) > 0:
+            out.append(Finding(f"container:{name}", WARN, f"{name} restarted {c.get('restart_count')} time(s)"))
+        else:
+            out.append(Finding(f"container:{name}", PASS, f"{name} is running" + (
+                f" and {c['health']}" if c.get("health") else "")))
+
+    registry = facts.get("registry")
+    if "registry" in failed:
+        out.append(Finding("registry", FAIL, f"the registry could not be checked: {failed['registry']}"))
+    elif registry and not registry.get("reachable"):
+        out.append(Finding("registry", FAIL, f"the registry {registry.get('host')} is not reachable"))
+    elif registry and registry.get("missing"):
+        out.append(Finding("registry", FAIL, f"{len(registry['missing'])} blob(s) the current release needs are "
+                                             f"missing from {registry.get('host')}"))
+    elif registry:
+        out.append(Finding("registry", PASS, f"every image of the current release is in {registry.get('host')}"))
+
+    store = facts.get("store")
+    if store and (store.get("missing") or store.get("corrupt")):
+        out.append(Finding("store", FAIL, f"{len(store['missing'])} missing and {len(store['corrupt'])} corrupt "
+                                          "blob(s) in the content store"))
+    elif store:
+        out.append(Finding("store", PASS, f"{store.get('ok')} stored blob(s) verified"))
+
+    for name, disk in ((facts.get("host") or {}).get("disks") or {}).items():
+        free = disk["free"] / disk["total"] if disk.get("total") else 1
+        status = FAIL if free < 0.02 else WARN if free < 0.10 or disk["free"] < 1 << 30 else PASS
+        out.append(Finding(f"disk:{name}", status, f"{name.replace('_', ' ')}: {disk['free'] >> 20} MiB free "
+                                                   f"of {disk['total'] >> 20} MiB ({free:.0%})"))
+
+    created = (state.get("releases") or {}).get(current or "", {}).get("created")
+    clock = (facts.get("host") or {}).get("clock_utc")
+    if created and clock and _time(clock) < _time(created):
+        out.append(Finding("clock", FAIL, f"the host clock ({clock}) is earlier than the release's creation "
+                                          f"({created}); expiry checks and logs will be wrong"))
+    for e in errors:
+        if e["collector"] not in ("docker", "registry", "satchel"):
+            out.append(Finding(f"collector:{e['collector']}", WARN, f"could not collect: {e['error']}"))
+    return out

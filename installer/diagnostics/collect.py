@@ -1,0 +1,238 @@
+"""Collectors: each gathers files and facts for one area and may fail on its own; a
+failure is recorded with its reason and the rest goes on (a broken host is when this
+matters most). Nothing here redacts: the archive writer does, for every file."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from bundler.format import MANIFEST, parse_manifest
+from bundler.oci.digest import copy_hashed
+from bundler.oci.refs import Reference
+from bundler.oci.registry import Endpoint, RegistryClient
+from bundler.tools import docker
+from signing.keys import load_verify_key
+
+from .. import releases
+from ..state import Root
+from .redact import HIDDEN, Redactor, is_secret_name
+
+
+@dataclass
+class Collection:
+    files: dict[str, str] = field(default_factory=dict)      # archive path -> text
+    facts: dict[str, Any] = field(default_factory=dict)
+    errors: list[dict[str, str]] = field(default_factory=list)
+    redactor: Redactor = field(default_factory=Redactor)
+
+    def add_json(self, path: str, data: Any) -> None:
+        self.files[path] = json.dumps(data, indent=2, sort_keys=True, default=str)
+
+    def run(self, name: str, collector: Callable[[Collection], None]) -> None:
+        try:
+            collector(self)
+        except Exception as exc:
+            self.errors.append({"collector": name, "error": f"{type(exc).__name__}: {exc}".splitlines()[0],
+                                "where": traceback.extract_tb(exc.__traceback__)[-1].name})
+
+
+def satchel_state(root: Root, since: datetime | None) -> Callable[[Collection], None]:
+    def collect(c: Collection) -> None:
+        state: dict[str, Any] = {"root": str(root.path), "exists": root.path.is_dir(), "current": root.current(),
+                                 "journal": root.journal(), "releases": {}, "state_errors": []}
+        c.facts["satchel"] = state
+        if not root.path.is_dir():
+            return
+        history_text = (root.path / "history").read_text(errors="replace") if (root.path / "history").exists() else ""
+        c.files["satchel/history.jsonl"] = history_text
+        bad = sum(1 for line in history_text.splitlines() if line.strip() and not _is_json(line))
+        if bad:
+            state["state_errors"].append(f"history has {bad} unreadable line(s)")
+        state["history"] = root.history()
+        for rel in sorted(root.releases.glob("[!.]*")) if root.releases.is_dir() else []:
+            entry: dict[str, Any] = {}
+            state["releases"][rel.name] = entry
+            for f in sorted(p for p in rel.rglob("*") if p.is_file()):
+                c.files[f"satchel/releases/{rel.name}/{f.relative_to(rel)}"] = f.read_text(errors="replace")
+            try:
+                entry["info"] = json.loads((rel / "release.json").read_text())
+                manifest = parse_manifest((rel / MANIFEST).read_bytes())
+                entry["created"] = manifest.created
+                entry["secrets"] = list(manifest.secrets)
+            except (OSError, ValueError) as exc:
+                state["state_errors"].append(f"release {rel.name} is unreadable: {exc}")
+        state["trusted_keys"] = [load_verify_key(p).keyid for p in sorted(root.trust.glob("*.pub"))]
+        for log in sorted((root.path / "logs").glob("*.log")):
+            if since is None or datetime.fromtimestamp(log.stat().st_mtime, UTC) >= since:
+                c.files[f"satchel/logs/{log.name}"] = log.read_text(errors="replace")
+        c.add_json("satchel/state.json", state)
+
+    return collect
+
+
+def store_check(root: Root) -> Callable[[Collection], None]:
+    """Re-hash every blob the current release needs: the verification result support sees."""
+
+    def collect(c: Collection) -> None:
+        current = root.current()
+        if not current:
+            return
+        manifest = releases.load(root, current).manifest()
+        store = root.store
+        ok, missing, corrupt = 0, [], []
+        for member in manifest.members:
+            path = store.blobs / member.sha256
+            if not member.path.startswith("blobs/"):
+                continue
+            if not path.exists():
+                missing.append(member.digest)
+                continue
+            with path.open("rb") as fh:
+                digest, size = copy_hashed(fh, None)
+            if (digest, size) != (member.digest, member.size):
+                corrupt.append(member.digest)
+            else:
+                ok += 1
+        results = {"ok": ok, "missing": missing, "corrupt": corrupt}
+        c.facts["store"] = results
+        c.add_json("satchel/store-verification.json", results)
+
+    return collect
+
+
+def host_facts(root: Root) -> Callable[[Collection], None]:
+    def collect(c: Collection) -> None:
+        uname = platform.uname()
+        facts: dict[str, Any] = {"system": uname.system, "release": uname.release, "machine": uname.machine,
+                                 "hostname": uname.node, "cpus": os.cpu_count(),
+                                 "clock_utc": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}
+        for name, path in (("os_release", "/etc/os-release"), ("meminfo", "/proc/meminfo"),
+                           ("loadavg", "/proc/loadavg")):
+            try:
+                c.files[f"host/{Path(path).name}"] = Path(path).read_text()
+            except OSError as exc:
+                facts[f"{name}_error"] = str(exc)
+        meminfo = c.files.get("host/meminfo", "")
+        facts["memory_kib"] = {line.split(":")[0]: int(line.split()[1]) for line in meminfo.splitlines()
+                               if line.startswith(("MemTotal", "MemAvailable"))}
+        facts["disks"] = {"satchel_root": _disk(root.path if root.path.exists() else root.path.parent)}
+        c.facts["host"] = facts
+        c.add_json("host/facts.json", facts)
+
+    return collect
+
+
+def docker_facts(root: Root, since: datetime | None) -> Callable[[Collection], None]:
+    def collect(c: Collection) -> None:
+        report = docker.engine_report()
+        c.add_json("docker/version.json", report["version"])
+        c.add_json("docker/info.json", report["info"])
+        data_dir = report["info"].get("DockerRootDir")
+        if data_dir and Path(data_dir).exists():
+            c.facts.setdefault("host", {}).setdefault("disks", {})["docker_data"] = _disk(Path(data_dir))
+        current = root.current()
+        if not current:
+            c.facts["containers"] = []
+            return
+        release = releases.load(root, current)
+        marked = set(c.facts.get("satchel", {}).get("releases", {}).get(current, {}).get("secrets", []))
+        containers = []
+        for item in docker.project_containers(release.project, int(since.timestamp()) if since else None):
+            attrs = item["inspect"]
+            env = attrs.get("Config", {}).get("Env") or []
+            c.redactor.add_env(env, marked)
+            attrs["Config"]["Env"] = [_mask_env(e, marked) for e in env]
+            name = attrs["Name"].lstrip("/")
+            state = attrs.get("State", {})
+            containers.append({"name": name, "service": attrs["Config"]["Labels"].get("com.docker.compose.service"),
+                               "image": attrs["Config"].get("Image"), "status": state.get("Status"),
+                               "health": (state.get("Health") or {}).get("Status", ""),
+                               "restart_count": attrs.get("RestartCount", 0), "exit_code": state.get("ExitCode")})
+            c.add_json(f"docker/containers/{name}.json", attrs)
+            c.files[f"docker/logs/{name}.log"] = item["logs"]
+        c.facts["containers"] = containers
+        c.add_json("docker/containers.json", containers)
+
+    return collect
+
+
+def registry_facts(root: Root) -> Callable[[Collection], None]:
+    def collect(c: Collection) -> None:
+        current = root.current()
+        if not current:
+            return
+        release = releases.load(root, current)
+        client = RegistryClient(Endpoint(release.info["registry"], attempts=2, timeout=10))
+        facts: dict[str, Any] = {"host": release.info["registry"], "reachable": True, "images": [], "missing": []}
+        c.facts["registry"] = facts
+        try:
+            client.request("GET", "/v2/", "", what="the API root")
+        except Exception as exc:
+            facts["reachable"] = False
+            facts["error"] = str(exc)
+            c.add_json("registry/report.json", facts)
+            return
+        for image in release.manifest().images:
+            repo = Reference.parse(image.ref).repository
+            present = [d for d in image.blobs if _present(client, repo, d, d == image.digest)]
+            facts["images"].append({"ref": image.ref, "repository": repo, "tags": _tags(client, repo),
+                                    "needed": len(image.blobs), "present": len(present)})
+            facts["missing"] += [f"{repo}@{d}" for d in image.blobs if d not in present]
+        c.add_json("registry/report.json", facts)
+
+    return collect
+
+
+def _present(client: RegistryClient, repo: str, digest: str, is_root: bool) -> bool:
+    try:
+        if is_root:
+            client.get_manifest(repo, digest)
+            return True
+        return client.has_blob(repo, digest)
+    except Exception:
+        return False
+
+
+def _tags(client: RegistryClient, repo: str) -> list[str]:
+    try:
+        return client.tags(repo)
+    except Exception:
+        return []
+
+
+def _disk(path: Path) -> dict[str, int]:
+    usage = shutil.disk_usage(path)
+    return {"total": usage.total, "used": usage.used, "free": usage.free}
+
+
+def _mask_env(entry: str, marked: set[str]) -> str:
+    name, sep, _ = entry.partition("=")
+    return f"{name}={HIDDEN}" if sep and (name in marked or is_secret_name(name)) else entry
+
+
+def _is_json(line: str) -> bool:
+    try:
+        json.loads(line)
+    except ValueError:
+        return False
+    return True
+
+
+def collect_all(root: Root, since: timedelta | None, redact: list[str]) -> Collection:
+    c = Collection(redactor=Redactor(redact))
+    cutoff = datetime.now(UTC) - since if since else None
+    c.facts["collected_at"] = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    for name, collector in (("satchel", satchel_state(root, cutoff)), ("store", store_check(root)),
+                            ("host", host_facts(root)), ("docker", docker_facts(root, cutoff)),
+                            ("registry", registry_facts(root))):
+        c.run(name, collector)
+    return c

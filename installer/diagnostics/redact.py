@@ -1,0 +1,75 @@
+"""Redaction: pure text in, text out, and a report of what was hidden (never the values).
+
+Three layers, applied to every file before it enters an archive:
+1. literal values known to be secret (from environments whose variable names look secret
+   or that the vendor marked secret), wherever they appear, e.g. echoed in a log line;
+2. patterns: private-key blocks, credentials in URLs, bearer tokens, key=value pairs
+   whose key looks secret (env, YAML, JSON, connection strings), well-known token shapes;
+3. the vendor's and the operator's own regular expressions (--redact).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Iterable
+
+HIDDEN = "***HIDDEN***"
+SECRET_NAME = re.compile(
+    r"(?i)(pass(word|wd|phrase)?|pwd|secret|token|api[_-]?key|access[_-]?key|private[_-]?key|credential|"
+    r"auth|licen[cs]e[_-]?key|session[_-]?key|signing[_-]?key|client[_-]?secret)")
+_KEY = r"[A-Za-z0-9_.-]*" + SECRET_NAME.pattern[4:] + r"[A-Za-z0-9_.-]*"
+PATTERNS: list[tuple[str, re.Pattern[str], str]] = [
+    ("private-key", re.compile(r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----.*?-----END [A-Z0-9 ]*PRIVATE KEY-----",
+                               re.S), HIDDEN),
+    ("url-credentials", re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s:@]+:[^/\s@]+@"), r"\1" + HIDDEN + "@"),
+    ("bearer-token", re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{8,}"), r"\1 " + HIDDEN),
+    ("jwt", re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"), HIDDEN),
+    ("aws-access-key", re.compile(r"\b(AKIA|ASIA)[0-9A-Z]{16}\b"), HIDDEN),
+    ("json-secret", re.compile(r'(?i)("' + _KEY + r'"\s*:\s*)"(?:[^"\\]|\\.)*"'), r'\1"' + HIDDEN + '"'),
+    ("key-value-secret",
+     re.compile(r"(?i)(\b" + _KEY + r"\s*[=:]\s*)(?!\*\*\*HIDDEN)(\"[^\"]*\"|'[^']*'|[^\s;,&\"']+)"), r"\1" + HIDDEN),
+]
+
+
+def is_secret_name(name: str) -> bool:
+    return SECRET_NAME.search(name) is not None
+
+
+class Redactor:
+    def __init__(self, extra: Iterable[str] = ()) -> None:
+        self.literals: set[str] = set()
+        self.extra = [re.compile(p) for p in extra]
+        self.report: Counter[tuple[str, str]] = Counter()   # (kind, file) -> count
+
+    def add_literal(self, value: str) -> None:
+        """A value known to be secret; short values would redact noise, so need 4+ chars."""
+        if len(value) >= 4:
+            self.literals.add(value)
+
+    def add_env(self, env: Iterable[str], secret_names: Iterable[str] = ()) -> None:
+        """Learn secret values from NAME=VALUE entries (names that look secret or are marked)."""
+        marked = set(secret_names)
+        for entry in env:
+            name, sep, value = entry.partition("=")
+            if sep and (name in marked or is_secret_name(name)):
+                self.add_literal(value)
+
+    def redact(self, text: str, where: str) -> str:
+        for literal in sorted(self.literals, key=len, reverse=True):
+            count = text.count(literal)
+            if count:
+                text = text.replace(literal, HIDDEN)
+                self.report[("known-secret-value", where)] += count
+        for kind, pattern, replacement in PATTERNS:
+            text, count = pattern.subn(replacement, text)
+            if count:
+                self.report[(kind, where)] += count
+        for pattern in self.extra:
+            text, count = pattern.subn(HIDDEN, text)
+            if count:
+                self.report[("custom-pattern", where)] += count
+        return text
+
+    def summary(self) -> list[dict[str, object]]:
+        return [{"kind": k, "file": f, "count": n} for (k, f), n in sorted(self.report.items())]

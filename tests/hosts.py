@@ -1,0 +1,91 @@
+"""Helpers for end-to-end tests: example bundles and a customer host (state root, managed
+registry port, Compose project) that cleans up after itself."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from bundler.build import BuildOptions, build
+from bundler.spec import load_spec
+from installer.state import Root
+from signing.keys import load_signing_key
+from tests.images import BUSYBOX
+from tests.infra import docker, docker_available, free_port
+
+RUN = "import sys; from installer.cli import main; sys.exit(main(sys.argv[1:]))"
+HEALTHY = '["CMD", "/bin/busybox", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:8080/"]'
+BROKEN = '["CMD", "/bin/busybox", "false"]'
+
+
+def make_bundle(d: Path, version: str, keys, healthcheck: str = HEALTHY, web_extra: str = "",
+                web_command: str = '["/bin/busybox", "httpd", "-f", "-p", "8080", "-h", "/www"]',
+                spec_extra: str = "") -> Path:
+    """web (httpd + healthcheck) and worker, from a busybox rootfs; content names the version.
+    `web_extra` adds YAML lines to the web service; `spec_extra` to satchel.yaml."""
+    d.mkdir(parents=True, exist_ok=True)
+    rootfs = d / "rootfs"
+    (rootfs / "bin").mkdir(parents=True)
+    (rootfs / "www").mkdir()
+    shutil.copy(BUSYBOX, rootfs / "bin" / "busybox")
+    (rootfs / "www" / "index.html").write_text(f"hello {version}\n")
+    (d / "compose.yaml").write_text(
+        "services:\n"
+        f"  web:\n    image: acme/web:{version}\n"
+        f"    command: {web_command}\n{web_extra}"
+        f"    healthcheck:\n      test: {healthcheck}\n      interval: 1s\n      timeout: 2s\n      retries: 3\n"
+        f"  worker:\n    image: acme/web:{version}\n"
+        '    command: ["/bin/busybox", "sleep", "3600"]\n')
+    (d / "satchel.yaml").write_text(
+        f"name: hello\nversion: {version}\ncompose: [compose.yaml]\n{spec_extra}"
+        f"images:\n  - ref: acme/web:{version}\n    source: dir:rootfs\n")
+    out = d / f"hello-{version}.bundle"
+    build(load_spec(d / "satchel.yaml"), out, [load_signing_key(keys["vendor"])], BuildOptions(cache=d / "cache"))
+    return out
+
+
+class Host:
+    """One customer host: a state root, its managed registry port and a Compose project."""
+
+    def __init__(self, root: Path, keys) -> None:
+        docker_available()
+        self.root = root
+        self.project = f"satchel-test-{os.getpid()}-{root.name[-12:]}".lower().replace("_", "-")
+        self.env = {**os.environ, "SATCHEL_ROOT": str(root), "SATCHEL_REGISTRY_PORT": str(free_port())}
+        self.key = keys["vendor.pub"]
+
+    def run(self, *args: str | Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-c", RUN, *map(str, args)], capture_output=True, text=True,
+                              env={**self.env, **(env or {})}, timeout=600)
+
+    def install(self, bundle: Path, *extra: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        return self.run("install", bundle, "--key", self.key, "--project", self.project, "--timeout", "20",
+                        *extra, env=env)
+
+    @property
+    def state(self) -> Root:
+        return Root(self.root)
+
+    def containers(self) -> dict[str, dict]:
+        ids = docker("ps", "-q", "--filter", f"label=com.docker.compose.project={self.project}").split()
+        info = json.loads(docker("inspect", *ids)) if ids else []
+        return {c["Config"]["Labels"]["com.docker.compose.service"]: c for c in info}
+
+    def served_version(self) -> str:
+        web = self.containers()["web"]
+        return docker("exec", web["Id"], "/bin/busybox", "cat", "/www/index.html").strip()
+
+    def cleanup(self) -> None:
+        ids = docker("ps", "-aq", "--filter", f"label=com.docker.compose.project={self.project}").split()
+        if ids:
+            docker("rm", "-f", *ids)
+        subprocess.run(["docker", "network", "rm", f"{self.project}_default"], capture_output=True)
+        from installer.tools.registry import ManagedRegistry
+
+        ManagedRegistry(self.root / "registry").stop()
+
+

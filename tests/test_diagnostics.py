@@ -1,0 +1,226 @@
+"""satchel diagnostics with a real Docker engine and a running example release: sections,
+redaction proven on every byte, findings, broken environments, encryption, HTML, upload."""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+import zstandard
+
+from installer.diagnostics.analyze import analyze
+from tests.hosts import Host, make_bundle
+from tests.infra import docker
+
+DB_PASSWORD = "planted-db-pw-7781"
+API_TOKEN = "planted-api-token-4242"
+LICENSE = "LIC-PLANTED-5519"          # marked secret by the vendor; its name does not look secret
+URL_PASSWORD = "planted-url-pw-991"
+SECRETS = [DB_PASSWORD, API_TOKEN, LICENSE, URL_PASSWORD]
+
+WEB_EXTRA = (
+    "    environment:\n"
+    f"      DB_PASSWORD: {DB_PASSWORD}\n"
+    f"      API_TOKEN: {API_TOKEN}\n"
+    f"      LICENSE: {LICENSE}\n"
+    f"      DATABASE_URL: postgres://app:{URL_PASSWORD}@db:5432/app\n"
+    "      MODE: production\n")
+# The app prints its secrets to its log, as real apps sometimes do.
+WEB_COMMAND = ('["/bin/busybox", "sh", "-c", "echo connecting with $$DB_PASSWORD token $$API_TOKEN licence '
+               '$$LICENSE url $$DATABASE_URL; touch /www/healthy; exec /bin/busybox httpd -f -p 8080 -h /www"]')
+FILE_HEALTH = '["CMD", "/bin/busybox", "test", "-f", "/www/healthy"]'
+
+
+@pytest.fixture(scope="module")
+def secret_bundles(tmp_path_factory, keys) -> dict[str, Path]:
+    base = tmp_path_factory.mktemp("diag-bundles")
+    common = {"web_extra": WEB_EXTRA, "web_command": WEB_COMMAND, "spec_extra": "secrets: [LICENSE]\n"}
+    return {"1.0.0": make_bundle(base / "1", "1.0.0", keys, healthcheck=FILE_HEALTH, **common),
+            "1.2.0": make_bundle(base / "2", "1.2.0", keys, healthcheck='["CMD", "/bin/busybox", "false"]', **common)}
+
+
+@pytest.fixture
+def installed(tmp_path, keys, secret_bundles):
+    h = Host(tmp_path / "root", keys)
+    res = h.install(secret_bundles["1.0.0"])
+    assert res.returncode == 0, res.stderr
+    yield h
+    h.cleanup()
+
+
+def unpack(path: Path) -> dict[str, bytes]:
+    with zstandard.ZstdDecompressor().stream_reader(path.open("rb")) as z, tarfile.open(fileobj=z, mode="r|") as tar:
+        return {m.name.split("/", 1)[1]: tar.extractfile(m).read() for m in tar if m.isfile()}
+
+
+def findings(files: dict[str, bytes]) -> dict[str, tuple[str, str]]:
+    return {f["check"]: (f["status"], f["message"]) for f in json.loads(files["analysis.json"])["findings"]}
+
+
+def test_archive_has_every_section_and_no_secret_anywhere(installed, tmp_path):
+    out = tmp_path / "diag.tar.zst"
+    res = installed.run("diagnostics", "-o", out, "--json")
+    assert res.returncode == 0, res.stderr
+    raw = out.read_bytes()
+    files = unpack(out)
+    names = set(files)
+    for needed in ("satchel/state.json", "satchel/history.jsonl", "satchel/releases/1.0.0/manifest.json",
+                   "satchel/releases/1.0.0/compose/compose.yaml", "satchel/store-verification.json",
+                   "host/facts.json", "host/os-release", "docker/version.json", "docker/info.json",
+                   "docker/containers.json", "registry/report.json", "analysis.json", "summary.txt",
+                   "facts.json", "redaction-report.json", "checksums.json"):
+        assert needed in names, needed
+    assert any(n.startswith("docker/logs/") for n in names) and any(n.startswith("docker/containers/") for n in names)
+    assert any(n.startswith("satchel/logs/") for n in names)
+    web_log = next(v for k, v in files.items() if k.startswith("docker/logs/") and "web" in k)
+    assert b"connecting with ***HIDDEN***" in web_log  # the log line is there, its secret is not
+    everything = b"".join(files.values())
+    for secret in SECRETS:
+        assert secret.encode() not in everything, secret
+        assert secret.encode() not in raw
+    report = json.loads(files["redaction-report.json"])["hidden"]
+    kinds = {r["kind"] for r in report}
+    assert {"known-secret-value"} <= kinds
+    assert all(set(r) == {"kind", "file", "count"} for r in report)
+    checks = findings(files)
+    assert all(v[0] == "pass" for k, v in checks.items() if k.startswith("container:")), checks
+    assert checks["registry"][0] == "pass" and checks["store"][0] == "pass"
+
+
+def test_findings_for_unhealthy_container_and_rolled_back_install(installed, tmp_path, secret_bundles):
+    res = installed.install(secret_bundles["1.2.0"])
+    assert res.returncode == 5
+    web = installed.containers()["web"]
+    docker("exec", web["Id"], "/bin/busybox", "rm", "/www/healthy")
+    deadline = time.monotonic() + 60
+    while installed.containers()["web"]["State"]["Health"]["Status"] != "unhealthy":
+        assert time.monotonic() < deadline, "container never became unhealthy"
+        time.sleep(1)
+    out = tmp_path / "diag.tar.zst"
+    assert installed.run("diagnostics", "-o", out).returncode == 0
+    checks = findings(unpack(out))
+    web_check = next(v for k, v in checks.items() if k.startswith("container:") and "web" in k)
+    assert web_check[0] == "fail" and "unhealthy" in web_check[1]
+    assert checks["last-install"][0] == "warn" and "rolled-back 1.0.0" in checks["last-install"][1]
+    assert "1.2.0" in checks["last-install"][1]
+
+
+def test_broken_environments_still_produce_an_archive(installed, tmp_path):
+    installed.cleanup()  # containers gone and the managed registry stopped
+    res = installed.run("diagnostics", "-o", tmp_path / "a.tar.zst", env={"DOCKER_HOST": "unix:///nonexistent.sock"})
+    assert res.returncode == 0, res.stderr
+    files = unpack(tmp_path / "a.tar.zst")
+    checks = findings(files)
+    assert checks["docker"][0] == "fail" and checks["registry"][0] == "fail"
+    errors = json.loads(files["analysis.json"])["errors"]
+    assert any(e["collector"] == "docker" for e in errors)
+    assert "not collected" in files["summary.txt"].decode()
+    # Corrupted state files.
+    (installed.root / "history").write_text("{not json\n")
+    (installed.root / "releases" / "1.0.0" / "release.json").write_text("garbage")
+    res = installed.run("diagnostics", "-o", tmp_path / "b.tar.zst")
+    assert res.returncode == 0, res.stderr
+    assert findings(unpack(tmp_path / "b.tar.zst"))["state"][0] == "fail"
+
+
+def test_empty_host(tmp_path, keys):
+    h = Host(tmp_path / "empty", keys)
+    res = h.run("diagnostics", "-o", tmp_path / "e.tar.zst")
+    assert res.returncode == 0, res.stderr
+    assert findings(unpack(tmp_path / "e.tar.zst"))["release"][0] == "warn"
+
+
+def test_encryption_round_trip_wrong_identity_and_html(installed, tmp_path):
+    for name in ("vendor", "intruder"):
+        assert installed.run("diagnostics", "keygen", "--out", tmp_path / name).returncode == 0
+    out = tmp_path / "enc.age"
+    res = installed.run("diagnostics", "-o", out, "--encrypt-to", tmp_path / "vendor.age.pub")
+    assert res.returncode == 0, res.stderr
+    assert out.read_bytes().startswith(b"age-encryption.org/v1")
+    assert all(s.encode() not in out.read_bytes() for s in SECRETS)
+    res = installed.run("diagnostics", "open", out, "--identity", tmp_path / "intruder.age")
+    assert res.returncode == 2 and "encrypted to another key" in res.stderr and len(res.stderr.splitlines()) == 1
+    res = installed.run("diagnostics", "open", out)
+    assert res.returncode == 2 and "--identity" in res.stderr
+    html = tmp_path / "report.html"
+    res = installed.run("diagnostics", "open", out, "--identity", tmp_path / "vendor.age", "--html", html)
+    assert res.returncode == 0, res.stderr
+    assert "current release: 1.0.0" in res.stdout and "findings:" in res.stdout
+    page = html.read_text()
+    for text in ("<h2>Findings</h2>", "<h2>Release timeline</h2>", "<h2>Containers</h2>", "installed", "1.0.0",
+                 "healthy", "PASS"):
+        assert text in page, text
+    assert all(s not in page for s in SECRETS)
+
+
+def test_damaged_archive_is_refused(installed, tmp_path):
+    out = tmp_path / "d.tar.zst"
+    assert installed.run("diagnostics", "-o", out).returncode == 0
+    files = unpack(out)
+    files["summary.txt"] = b"everything is fine\n"
+    buf = io.BytesIO()
+    with zstandard.ZstdCompressor().stream_writer(buf, closefd=False) as z, tarfile.open(fileobj=z, mode="w|") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(f"satchel-diagnostics/{name}")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    (tmp_path / "forged.tar.zst").write_bytes(buf.getvalue())
+    res = installed.run("diagnostics", "open", tmp_path / "forged.tar.zst")
+    assert res.returncode == 3 and "summary.txt is damaged" in res.stderr
+
+
+class _Uploads(BaseHTTPRequestHandler):
+    received: list[bytes] = []
+    fail_first = 0
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def do_PUT(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        if _Uploads.fail_first > 0:
+            _Uploads.fail_first -= 1
+            self.send_response(503)
+        else:
+            _Uploads.received.append(body)
+            self.send_response(200)
+        self.end_headers()
+
+
+def test_upload_retries_then_succeeds_and_failure_keeps_the_archive(installed, tmp_path):
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Uploads)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/upload/diag?sig=abc"
+    try:
+        _Uploads.fail_first, _Uploads.received = 1, []
+        out = tmp_path / "u.tar.zst"
+        res = installed.run("diagnostics", "-o", out, "--upload", url, "--json")
+        assert res.returncode == 0, res.stderr
+        assert json.loads(res.stdout)["uploaded"] is True and _Uploads.received == [out.read_bytes()]
+    finally:
+        server.shutdown()
+    res = installed.run("diagnostics", "-o", tmp_path / "v.tar.zst", "--upload", "http://127.0.0.1:9/x")
+    assert res.returncode == 4 and "the archive is kept" in res.stderr
+    assert (tmp_path / "v.tar.zst").exists()
+
+
+def test_analyzer_rules_for_clock_disk_and_missing_images():
+    now = datetime.now(UTC)
+    facts = {"satchel": {"current": "1.0.0", "history": [],
+                         "releases": {"1.0.0": {"created": (now + timedelta(days=2)).strftime("%Y-%m-%dT%H:%M:%SZ")}}},
+             "host": {"clock_utc": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                      "disks": {"satchel_root": {"total": 100 << 30, "free": 1 << 30, "used": 99 << 30}}},
+             "registry": {"host": "r", "reachable": True, "missing": ["acme/web@sha256:" + "a" * 64]},
+             "containers": [{"name": "w", "status": "running", "health": "", "restart_count": 3}]}
+    checks = {f.check: f for f in analyze(facts, [])}
+    assert checks["clock"].status == "fail" and "earlier than" in checks["clock"].message
+    assert checks["disk:satchel_root"].status == "fail"
+    assert checks["registry"].status == "fail" and "missing" in checks["registry"].message
+    assert checks["container:w"].status == "warn"
