@@ -101,4 +101,10 @@ step "customer: status and history"
 satchel status
 satchel history
 
+step "customer: a redacted diagnostics archive, encrypted to the vendor; the vendor opens it"
+[ -f "$work/acme-support.age" ] || satchel diagnostics keygen --out "$work/acme-support"
+satchel diagnostics -o "$work/diagnostics.tar.zst.age" --encrypt-to "$work/acme-support.age.pub"
+satchel diagnostics open "$work/diagnostics.tar.zst.age" --identity "$work/acme-support.age" \
+  --html "$work/diagnostics.html"
+
 step "done: bundles, keys and state are in $work (the app is stopped on exit)"

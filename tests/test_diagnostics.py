@@ -11,6 +11,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 import zstandard
@@ -177,7 +178,7 @@ def test_damaged_archive_is_refused(installed, tmp_path):
 
 
 class _Uploads(BaseHTTPRequestHandler):
-    received: list[bytes] = []
+    received: ClassVar[list[bytes]] = []
     fail_first = 0
 
     def log_message(self, *args: object) -> None:
