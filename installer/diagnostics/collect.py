@@ -83,10 +83,10 @@ def store_check(root: Root) -> Callable[[Collection], None]:
     """Re-hash every blob the current release needs: the verification result support sees."""
 
     def collect(c: Collection) -> None:
-        current = root.current()
-        if not current:
+        release = _current_release(root)
+        if release is None:
             return
-        manifest = releases.load(root, current).manifest()
+        manifest = release.manifest()
         store = root.store
         ok, missing, corrupt = 0, [], []
         for member in manifest.members:
@@ -139,12 +139,11 @@ def docker_facts(root: Root, since: datetime | None) -> Callable[[Collection], N
         data_dir = report["info"].get("DockerRootDir")
         if data_dir and Path(data_dir).exists():
             c.facts.setdefault("host", {}).setdefault("disks", {})["docker_data"] = _disk(Path(data_dir))
-        current = root.current()
-        if not current:
+        release = _current_release(root)
+        if release is None:
             c.facts["containers"] = []
             return
-        release = releases.load(root, current)
-        marked = set(c.facts.get("satchel", {}).get("releases", {}).get(current, {}).get("secrets", []))
+        marked = set(release.manifest().secrets)
         containers = []
         for item in docker.project_containers(release.project, int(since.timestamp()) if since else None):
             attrs = item["inspect"]
@@ -167,10 +166,9 @@ def docker_facts(root: Root, since: datetime | None) -> Callable[[Collection], N
 
 def registry_facts(root: Root) -> Callable[[Collection], None]:
     def collect(c: Collection) -> None:
-        current = root.current()
-        if not current:
+        release = _current_release(root)
+        if release is None:
             return
-        release = releases.load(root, current)
         client = RegistryClient(Endpoint(release.info["registry"], attempts=2, timeout=10))
         facts: dict[str, Any] = {"host": release.info["registry"], "reachable": True, "images": [], "missing": []}
         c.facts["registry"] = facts
@@ -190,6 +188,11 @@ def registry_facts(root: Root) -> Callable[[Collection], None]:
         c.add_json("registry/report.json", facts)
 
     return collect
+
+
+def _current_release(root: Root) -> releases.Release | None:
+    current = root.current()
+    return releases.load(root, current) if current else None
 
 
 def _present(client: RegistryClient, repo: str, digest: str, is_root: bool) -> bool:
