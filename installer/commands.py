@@ -88,7 +88,8 @@ def install_cmd(ctx: click.Context, bundle: Path, keys: tuple[Path, ...], allow_
 
 
 @click.command("rollback")
-@click.option("--to", "to", default=None, help="Version to go back to (default: the previous release).")
+@click.option("--to", "to", default=None, help="Version to go back to (default: the previous release); "
+              "the current version re-applies it.")
 @deploy_options
 @click.pass_context
 def rollback_cmd(ctx: click.Context, to: str | None, wait_timeout: int, lock_wait: float, registry: str | None,
@@ -97,8 +98,8 @@ def rollback_cmd(ctx: click.Context, to: str | None, wait_timeout: int, lock_wai
     opts = InstallOptions(registry=registry, registry_insecure=registry_insecure, registry_ca=registry_ca,
                           wait_timeout=wait_timeout, lock_wait=lock_wait)
     out = _logged(ctx, "rollback", lambda root, reporter: rollback(root, to, opts, reporter), as_json)
-    if not as_json and out.action == "already-installed":
-        click.echo(f"{out.version} is already the current release")
+    if not as_json and out.action == "reapplied":
+        click.echo(f"re-applied {out.version}: its services are running and healthy")
     elif not as_json:
         click.echo(f"rolled back to {out.version} (was {out.previous})")
 

@@ -237,13 +237,19 @@ def rollback(root: Root, to: str | None, opts: InstallOptions, reporter: Reporte
         if not releases.exists(root, target_version):
             have = ", ".join(releases.installed_versions(root)) or "none"
             raise SpecError(f"release {target_version} is not kept on this host (kept: {have})")
-        if target_version == current:
-            return Outcome("already-installed", target_version, current)
         release = releases.load(root, target_version)
-        root.begin(op="rollback", to=target_version, **{"from": current})
         if opts.registry is None and release.info.get("registry"):
             # The managed registry may have been restarted or emptied: push again (skips present blobs).
             push_release(root.store, registry_client(root, opts), release.manifest())
+        if target_version == current:
+            # Re-apply the current release: brings back containers removed or stopped by hand.
+            reporter.step(f"re-applying {current}")
+            ok, detail = target.apply(release.project, release.path, release.compose, opts.wait_timeout)
+            root.record("reapplied" if ok else "failed", version=current, **({} if ok else {"reason": detail}))
+            if not ok:
+                raise DeployFailedUnrestored(f"{current} did not come up healthy ({detail}); see satchel status")
+            return Outcome("reapplied", current, current)
+        root.begin(op="rollback", to=target_version, **{"from": current})
         _deploy(root, target_version, current, opts, reporter, "rolled-back")
         return Outcome("rolled-back", target_version, current)
 

@@ -12,6 +12,7 @@ import pytest
 
 from tests import tamper
 from tests.hosts import BROKEN, Host, make_bundle
+from tests.infra import docker
 
 
 @pytest.fixture(scope="module")
@@ -161,6 +162,16 @@ def test_retention_keeps_the_last_releases_and_their_blobs(host, bundles):
         m["sha256"] for v in ("1.1.0", "1.3.0", "1.4.0") for m in manifest_of(bundles[v])["members"]}
     assert only_old and not (only_old & blobs)
     assert host.run("rollback", "--to", "1.0.0").returncode == 2
+
+
+def test_rollback_to_the_current_release_reapplies_it(host, bundles):
+    assert host.install(bundles["1.0.0"]).returncode == 0
+    for c in host.containers().values():
+        docker("rm", "-f", c["Id"])
+    assert host.containers() == {}
+    res = host.run("rollback", "--to", "1.0.0")
+    assert res.returncode == 0 and "re-applied 1.0.0" in res.stdout, res.stderr
+    assert host.served_version() == "hello 1.0.0"
 
 
 def test_external_registry_with_basic_auth(host, bundles, auth_registry, tmp_path):

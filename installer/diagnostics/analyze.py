@@ -53,8 +53,8 @@ def analyze(facts: dict[str, Any], errors: list[dict[str, str]]) -> list[Finding
     if "docker" in failed:
         out.append(Finding("docker", FAIL, f"the Docker engine could not be queried: {failed['docker']}"))
     if current and "docker" not in failed and not facts.get("containers"):
-        out.append(Finding("containers", FAIL, f"no container of release {current} exists; run satchel rollback "
-                                               f"--to {current} or reinstall it to start them"))
+        out.append(Finding("containers", FAIL, f"no container of release {current} exists; "
+                                               f"`satchel rollback --to {current}` starts them again"))
     for c in facts.get("containers") or []:
         name = c["name"]
         if c.get("status") != "running":

@@ -36,6 +36,7 @@ def html(facts: dict[str, Any], findings: list[dict[str, str]], errors: list[dic
                          f'<td>{escape(str(c.get("health") or "-"))}</td><td>{c.get("restart_count")}</td>'
                          f'<td><code>{escape(str(c.get("image")))}</code></td></tr>'
                          for c in facts.get("containers") or [])
+    containers = containers or '<tr><td colspan="5">no containers found</td></tr>'
     missing = "".join(f"<li>{escape(e['collector'])}: {escape(e['error'])}</li>" for e in errors)
     hidden = sum(int(r["count"]) for r in redactions)
     return f"""<!doctype html>
