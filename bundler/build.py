@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import re
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from io import BytesIO
@@ -208,7 +208,8 @@ def _index_bytes(roots: list[tuple[Descriptor, str]]) -> bytes:
                             "manifests": [d.to_json() for d in entries]})
 
 
-def _write_file(output: Path, write, total: int, reporter: Reporter) -> None:  # type: ignore[no-untyped-def]
+def _write_file(output: Path, write: Callable[[BinaryIO, Callable[[int], None]], None], total: int,
+                reporter: Reporter) -> None:
     """Write to a temporary name beside output, fsync, rename: never a half bundle under its name."""
     tmp = output.with_name(f".{output.name}.part")
     try:

@@ -164,8 +164,8 @@ class RegistryClient:
         attempt = 0
         while True:
             attempt += 1
-            if hasattr(body, "seek"):
-                body.seek(0)  # type: ignore[union-attr]
+            if body is not None and not isinstance(body, bytes):
+                body.seek(0)  # a retried upload starts again from the beginning of the file
             try:
                 all_headers = {**(headers or {}), **self._auth_headers(scope)}
                 resp = self.session.request(method, url, headers=all_headers, data=body, stream=stream,
