@@ -4,6 +4,8 @@
 # that a damaged copy is refused.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
+# Docker and the registry need root: a non-root user runs the whole script through sudo.
+[ "$(id -u)" -eq 0 ] || exec sudo -E "$0" "$@"
 "$here/scripts/setup.sh"
 export PATH="$here/.venv/bin:$PATH"
 work=${SATCHEL_DEMO_DIR:-$(mktemp -d /tmp/satchel-demo.XXXXXX)}

@@ -10,7 +10,7 @@ SUDO=""
 
 need_apt=()
 for pair in dockerd:docker.io docker-registry:docker-registry skopeo:skopeo zstd:zstd \
-            busybox:busybox-static; do
+            busybox:busybox-static curl:curl; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || need_apt+=("${pair#*:}")
 done
 python3 -c 'import venv, ensurepip' 2>/dev/null || need_apt+=(python3-venv)

@@ -2,6 +2,8 @@
 # Set up (idempotent) and run the whole test suite, plus lint, types and import contracts.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
+# Docker and the registry need root: a non-root user runs the whole script through sudo.
+[ "$(id -u)" -eq 0 ] || exec sudo -E "$0" "$@"
 "$here/scripts/setup.sh"
 venv="$here/.venv/bin"
 cd "$here"
