@@ -18,6 +18,7 @@ from signing.keys import SigningKey
 from . import __version__ as satchel_version
 from . import format as bundle_format
 from .charts import pack_chart
+from .delta import DeltaBase
 from .discover import chart_images, compose_images
 from .errors import EnvironmentProblem, SpecError
 from .oci.layout import OCI_LAYOUT, REF_ANNOTATION, Layout, fsync_dir
@@ -141,7 +142,10 @@ def _file(spec: Spec, store: Layout, rel: str, what: str) -> bundle_format.File:
 
 
 def build(spec: Spec, output: Path, keys: Sequence[SigningKey], options: BuildOptions,
-          reporter: Reporter = QUIET, now: datetime | None = None) -> bundle_format.BundleManifest:
+          reporter: Reporter = QUIET, now: datetime | None = None,
+          base: DeltaBase | None = None) -> bundle_format.BundleManifest:
+    """With `base`, blobs the customer already holds are left out (a delta bundle); the
+    manifest still pins them by digest and size, and names the base releases."""
     if not keys:
         raise SpecError("a bundle needs at least one signing key (--key NAME.key)")
     created = _created(now)
@@ -173,9 +177,11 @@ def build(spec: Spec, output: Path, keys: Sequence[SigningKey], options: BuildOp
     files = tuple(_file(spec, store, rel, "file") for rel in spec.files)
     blobs.update({f.digest: f.size for f in (*compose, *files)})
     index_bytes = _index_bytes(roots)
+    external = sorted((d, s) for d, s in blobs.items() if base and base.blobs.get(d) == s)
     members = [bundle_format.Member.for_bytes("oci-layout", OCI_LAYOUT),
                bundle_format.Member.for_bytes("index.json", index_bytes)]
-    members += [bundle_format.Member.for_blob(d, s) for d, s in sorted(blobs.items())]
+    members += [bundle_format.Member.for_blob(d, s) for d, s in sorted(blobs.items()) if (d, s) not in external]
+    same_app = [r for r in base.releases if r[0] == spec.name] if base else []
     manifest = bundle_format.BundleManifest(
         name=spec.name, version=spec.version, created=created, min_installer=satchel_version,
         members=tuple(members), description=spec.description,
@@ -185,7 +191,8 @@ def build(spec: Spec, output: Path, keys: Sequence[SigningKey], options: BuildOp
                      for i, p in pulled),
         charts=tuple(charts), compose=compose, files=files,
         platforms=tuple(str(p) for p in spec.platforms), expires=_expires(spec.expires, created),
-        secrets=spec.secrets)
+        secrets=spec.secrets, external=tuple(external),
+        delta_base=tuple(same_app or base.releases) if base and external else ())
     manifest_bytes = manifest.to_bytes()
     signatures = envelope.sign(manifest_bytes, keys)
     small = {"oci-layout": OCI_LAYOUT, "index.json": index_bytes}

@@ -10,6 +10,8 @@ import click
 
 from signing.keys import KEY_TYPES, SigningKey, load_signing_key, load_verify_key, write_key_pair
 
+from .delta import load_delta_base
+from .parts import find_index, parse_size, read_index, split
 from .progress import Reporter
 from .verify import describe, verify_file
 
@@ -50,10 +52,14 @@ def keygen(out: Path, key_type: str, as_json: bool) -> None:
 @click.option("--cache", type=click.Path(path_type=Path), default=None,
               help="Blob cache directory [default: ~/.cache/satchel].")
 @click.option("--level", type=click.IntRange(1, 19), default=3, show_default=True, help="zstd level.")
+@click.option("--split-size", default=None, help="Write parts of at most this size (e.g. 4000M for FAT32) "
+              "and a signed parts index instead of one file.")
+@click.option("--delta-from", type=click.Path(exists=True, path_type=Path), default=None,
+              help="Leave out the blobs listed in this inventory (satchel inventory) or old bundle.")
 @click.option("--json", "as_json", is_flag=True, help="Print a summary as JSON.")
 @click.pass_context
 def build_cmd(ctx: click.Context, spec: Path, output: Path, keys: tuple[Path, ...], cache: Path | None,
-              level: int, as_json: bool) -> None:
+              level: int, split_size: str | None, delta_from: Path | None, as_json: bool) -> None:
     """Build a signed bundle from SPEC (default ./satchel.yaml)."""
     # Imported here: registry and Docker clients are slow to import and verify needs neither.
     from .build import BuildOptions, build, default_cache
@@ -62,16 +68,37 @@ def build_cmd(ctx: click.Context, spec: Path, output: Path, keys: tuple[Path, ..
     signing_keys = [load_signing_key(k) for k in keys]
     parsed = load_spec(spec)
     reporter = Reporter(quiet=ctx.obj.get("quiet", False) or as_json)
+    part_size = parse_size(split_size) if split_size else None
+    base = load_delta_base(delta_from) if delta_from else None
     options = BuildOptions(cache=cache or default_cache(), level=level)
-    manifest = build(parsed, output, signing_keys, options, reporter)
+    manifest = build(parsed, output, signing_keys, options, reporter, base=base)
     size = output.stat().st_size
+    if part_size:
+        index = split(output, part_size, signing_keys)
+        output.unlink()
+        output = index
     if as_json:
         emit_json({"bundle": str(output), "name": manifest.name, "version": manifest.version,
                    "images": len(manifest.images), "unpackedSize": manifest.unpacked_size,
-                   "compressedSize": size, "signers": [k.public.keyid for k in signing_keys]})
+                   "compressedSize": size, "signers": [k.public.keyid for k in signing_keys],
+                   "external": len(manifest.external)})
     else:
         click.echo(f"built {output}: {manifest.name} {manifest.version}, {len(manifest.images)} image(s), "
-                   f"{human(manifest.unpacked_size)} unpacked, {human(size)} compressed")
+                   f"{human(manifest.unpacked_size)} unpacked, {human(size)} compressed"
+                   + (f", delta: {len(manifest.external)} blob(s) left to the host" if manifest.external else ""))
+
+
+@click.command("split")
+@click.argument("bundle", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--size", required=True, help="Largest part, e.g. 4000M (FAT32 takes < 4G), 4480M (DVD).")
+@click.option("--key", "keys", multiple=True, required=True, type=click.Path(path_type=Path),
+              help="Private key to sign the parts index with.")
+@click.option("-o", "--out-dir", type=click.Path(file_okay=False, path_type=Path), default=None)
+def split_cmd(bundle: Path, size: str, keys: tuple[Path, ...], out_dir: Path | None) -> None:
+    """Split BUNDLE into parts for removable media, with a signed parts index."""
+    index = split(bundle, parse_size(size), [load_signing_key(k) for k in keys], out_dir)
+    parts = read_index(index, None)[0].parts
+    click.echo(f"wrote {len(parts)} part(s) and {index}; verify or install with {index.parent / parts[0].file}")
 
 
 @click.command()
@@ -99,6 +126,12 @@ def inspect(bundle: Path, as_json: bool) -> None:
     for kind in ("compose", "files"):
         for f in info[kind]:
             click.echo(f"{kind:<11} {f['path']}  {human(f['size'])}")
+    for part in info["parts"]:
+        click.echo(f"part        {part['file']}  {human(part['size'])}")
+    if info["delta"]:
+        bases = ", ".join(f"{b['name']} {b['version']}" for b in info["delta"]["base"]) or "unknown"
+        click.echo(f"delta       needs {info['delta']['blobs']} blob(s) ({human(info['delta']['size'])}) "
+                   f"already on the host, from: {bases}")
     click.echo(f"size        {human(info['totalSize'])} in images and files, {human(info['dedupedSize'])} "
                f"after dedup ({info['sharedBlobs']} shared blob(s), {human(info['sharedBytes'])} saved), "
                f"{human(info['compressedSize'])} compressed")
@@ -114,7 +147,7 @@ def verify(ctx: click.Context, bundle: Path, keys: tuple[Path, ...], as_json: bo
     """Verify signature and every byte of BUNDLE, streaming; writes nothing."""
     trusted = [load_verify_key(k) for k in keys]
     reporter = Reporter(quiet=ctx.obj.get("quiet", False) or as_json)
-    with reporter.bar(bundle.stat().st_size if bundle.exists() else 0, "verifying") as tick:
+    with reporter.bar(_input_size(bundle), "verifying") as tick:
         result = verify_file(bundle, trusted, progress=tick)
     m = result.manifest
     if as_json:
@@ -126,4 +159,12 @@ def verify(ctx: click.Context, bundle: Path, keys: tuple[Path, ...], as_json: bo
                    f"{human(m.unpacked_size)} verified, signed by {signers}")
 
 
-COMMANDS = [keygen, build_cmd, inspect, verify]
+def _input_size(path: Path) -> int:
+    """Bytes to read, for the progress bar (0 if unknown: no bar)."""
+    index = find_index(path)
+    if index is not None:
+        return read_index(index, None)[0].size
+    return path.stat().st_size if path.is_file() else 0
+
+
+COMMANDS = [keygen, build_cmd, split_cmd, inspect, verify]

@@ -132,6 +132,8 @@ class BundleManifest:
     expires: str | None = None
     description: str = ""
     secrets: tuple[str, ...] = ()      # environment variable names to redact in diagnostics
+    external: tuple[tuple[str, int], ...] = ()      # delta: (digest, size) relied on, not carried
+    delta_base: tuple[tuple[str, str], ...] = ()    # delta: (name, version) that provide them
     unpacked_size: int = field(default=-1)
 
     def __post_init__(self) -> None:
@@ -157,6 +159,9 @@ class BundleManifest:
             doc["expires"] = self.expires
         if self.secrets:
             doc["secrets"] = list(self.secrets)
+        if self.external:
+            doc["external"] = [{"digest": d, "size": s} for d, s in self.external]
+            doc["deltaBase"] = [{"name": n, "version": v} for n, v in self.delta_base]
         return doc
 
     def to_bytes(self) -> bytes:
@@ -164,7 +169,15 @@ class BundleManifest:
 
     @property
     def blob_digests(self) -> set[str]:
+        """Blobs the bundle carries."""
         return {m.digest for m in self.members if _BLOB.fullmatch(m.path)}
+
+    @property
+    def all_blobs(self) -> dict[str, int]:
+        """Every blob the release needs, carried or (delta) expected on the host: digest -> size."""
+        out = {m.digest: m.size for m in self.members if _BLOB.fullmatch(m.path)}
+        out.update(dict(self.external))
+        return out
 
 
 def _file_json(f: File) -> dict[str, Any]:
@@ -227,12 +240,23 @@ def _parse_file(obj: Any, where: str) -> File:
     return File(f.text("path", _RELPATH), f.digest("digest"), f.size("size"))
 
 
+def _parse_external(objs: list[Any]) -> list[tuple[str, int]]:
+    out = []
+    for i, obj in enumerate(objs):
+        f = _Fields(obj, f"external[{i}]", ("digest", "size"))
+        out.append((f.digest("digest"), f.size("size")))
+    if out != sorted(out):
+        raise MalformedError("manifest: external blobs are not sorted")
+    return out
+
+
 def parse_manifest(data: bytes) -> BundleManifest:
     """Strictly parse manifest bytes; any deviation is a MalformedError."""
     doc = canonical.loads(data, what="manifest")
     top = _Fields(doc, "manifest", ("format", "name", "version", "created", "minInstallerVersion",
                                      "members", "unpackedSize"),
-                  ("images", "charts", "compose", "files", "platforms", "expires", "description", "secrets"))
+                  ("images", "charts", "compose", "files", "platforms", "expires", "description", "secrets",
+                   "external", "deltaBase"))
     if doc["format"] != FORMAT:
         raise MalformedError(f"unsupported bundle format {doc['format']!r} (this Satchel reads {FORMAT})")
     members = []
@@ -266,7 +290,10 @@ def parse_manifest(data: bytes) -> BundleManifest:
         files=tuple(_parse_file(o, f"files[{i}]") for i, o in enumerate(top.objects("files"))),
         platforms=top.strings("platforms"), expires=top.text("expires"),
         description=top.text("description", default=""), unpacked_size=top.size("unpackedSize"),
-        secrets=top.strings("secrets", lambda s: _ENV_NAME.fullmatch(s) is not None))
+        secrets=top.strings("secrets", lambda s: _ENV_NAME.fullmatch(s) is not None),
+        external=tuple(_parse_external(top.objects("external"))),
+        delta_base=tuple((f.text("name", _NAME), f.text("version", _SEMVER)) for f in (
+            _Fields(o, f"deltaBase[{i}]", ("name", "version")) for i, o in enumerate(top.objects("deltaBase")))))
     for stamp in (manifest.created, manifest.expires):
         if stamp is not None:
             try:
@@ -275,7 +302,10 @@ def parse_manifest(data: bytes) -> BundleManifest:
                 raise MalformedError(f"manifest: time {stamp!r} is not YYYY-MM-DDTHH:MM:SSZ") from None
     if manifest.unpacked_size != sum(m.size for m in members):
         raise MalformedError("manifest: unpackedSize is not the sum of the member sizes")
-    have = manifest.blob_digests
+    have = manifest.blob_digests | {d for d, _ in manifest.external}
+    if len(manifest.external) != len({d for d, _ in manifest.external}) or (
+            manifest.blob_digests & {d for d, _ in manifest.external}):
+        raise MalformedError("manifest: external blobs are duplicated or also carried")
     needed = {d for i in images for d in (i.digest, *i.blobs)} | {c.digest for c in charts} | {
         f.digest for f in (*manifest.compose, *manifest.files)}
     if needed - have:

@@ -6,14 +6,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast
 
 from signing import envelope, trust
+from signing.errors import TrustError
 from signing.keys import VerifyKey
 
 from . import format as bundle_format
-from .errors import SpecError
+from .errors import BundleError, SpecError
 from .format import DEFAULT_LIMITS, BundleManifest, Limits, Sink
+from .parts import PartsIndex, PartsReader, find_index, read_index
 
 
 @dataclass(frozen=True)
@@ -38,42 +40,74 @@ def authorizer(keys: Sequence[VerifyKey], now: datetime, threshold: int = 1
     return authorize, signers
 
 
-def open_bundle(path: Path) -> BinaryIO:
-    try:
-        return path.open("rb")
-    except OSError as exc:
-        raise SpecError(f"cannot open bundle {path}: {exc.strerror}") from None
+class BundleInput:
+    """A bundle file, or a split bundle (its index, first part or directory) read as one
+    stream. With keys, a parts index must carry a trusted signature."""
+
+    def __init__(self, path: Path, keys: Sequence[VerifyKey] | None) -> None:
+        self.path = path
+        self.parts: PartsIndex | None = None
+        index_path = find_index(path)
+        try:
+            if index_path is None:
+                self.stream: BinaryIO = path.open("rb")
+                self.size = path.stat().st_size
+            else:
+                self.parts, _ = read_index(index_path, keys)
+                self.stream = cast(BinaryIO, PartsReader(index_path.parent, self.parts))
+                self.size = self.parts.size
+        except OSError as exc:
+            raise SpecError(f"cannot open bundle {path}: {exc.strerror}") from None
+
+    def __enter__(self) -> BundleInput:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stream.close()
+
+    def read(self, authorize: Callable[[bytes, bytes], BundleManifest], sink: Sink | None = None,
+             limits: Limits = DEFAULT_LIMITS, progress: Callable[[int], None] | None = None) -> BundleManifest:
+        """format.read_bundle, with a failure inside a split bundle turned into the list of
+        parts to copy again."""
+        try:
+            return bundle_format.read_bundle(self.stream, authorize, sink, limits=limits, progress=progress)
+        except (BundleError, TrustError) as exc:
+            if isinstance(self.stream, PartsReader):
+                advice = self.stream.diagnose()
+                if advice:
+                    raise BundleError(advice) from exc
+            raise
 
 
-def verify_stream(raw: BinaryIO, keys: Sequence[VerifyKey], *, now: datetime | None = None,
-                  sink: Sink | None = None, limits: Limits = DEFAULT_LIMITS,
-                  progress: Callable[[int], None] | None = None) -> Verified:
+open_bundle = BundleInput
+
+
+def verify_file(path: Path, keys: Sequence[VerifyKey], *, now: datetime | None = None,
+                sink: Sink | None = None, limits: Limits = DEFAULT_LIMITS,
+                progress: Callable[[int], None] | None = None) -> Verified:
     if not keys:
         raise SpecError("no trusted key given (--key VENDOR.pub)")
     authorize, signers = authorizer(keys, now or bundle_format.now_utc())
-    manifest = bundle_format.read_bundle(raw, authorize, sink, limits=limits, progress=progress)
+    with BundleInput(path, keys) as bundle:
+        manifest = bundle.read(authorize, sink, limits, progress)
     return Verified(manifest, tuple(signers))
-
-
-def verify_file(path: Path, keys: Sequence[VerifyKey], **kwargs: Any) -> Verified:
-    with open_bundle(path) as raw:
-        return verify_stream(raw, keys, **kwargs)
 
 
 def describe(path: Path) -> dict[str, Any]:
     """What `satchel inspect` shows; reads only the first two members (nothing is verified)."""
-    with open_bundle(path) as raw:
-        manifest_bytes, signature_bytes = bundle_format.read_head(raw)
+    with BundleInput(path, None) as bundle:
+        manifest_bytes, signature_bytes = bundle_format.read_head(bundle.stream)
+        parts = bundle.parts
     manifest = bundle_format.parse_manifest(manifest_bytes)
     signatures = envelope.parse(signature_bytes)
     uses: dict[str, int] = {}
     for image in manifest.images:
         for digest in image.blobs:
             uses[digest] = uses.get(digest, 0) + 1
-    sizes = {m.digest: m.size for m in manifest.members}
+    sizes = manifest.all_blobs
     shared = {d: n for d, n in uses.items() if n > 1}
     total = sum(i.size for i in manifest.images) + sum(
-        sizes[d] for d in manifest.blob_digests if d not in uses)
+        s for d, s in sizes.items() if d not in uses)
     return {
         "name": manifest.name, "version": manifest.version, "created": manifest.created,
         "expires": manifest.expires, "description": manifest.description,
@@ -92,5 +126,8 @@ def describe(path: Path) -> dict[str, Any]:
         "sharedBytes": sum(sizes[d] * (n - 1) for d, n in shared.items()),
         "totalSize": total,
         "dedupedSize": manifest.unpacked_size,
-        "compressedSize": path.stat().st_size,
+        "compressedSize": parts.size if parts else path.stat().st_size,
+        "parts": [{"file": p.file, "size": p.size} for p in parts.parts] if parts else [],
+        "delta": {"blobs": len(manifest.external), "size": sum(s for _, s in manifest.external),
+                  "base": [{"name": n, "version": v} for n, v in manifest.delta_base]} if manifest.external else None,
     }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -10,6 +11,8 @@ from typing import Any
 import click
 
 from bundler.cli import emit_json
+from bundler.delta import inventory_json
+from bundler.oci.layout import write_atomic
 from bundler.progress import Reporter
 from signing.keys import load_verify_key
 
@@ -187,4 +190,18 @@ def trust_remove(ctx: click.Context, keyid: str) -> None:
     click.echo(f"removed {matches[0].stem}")
 
 
-COMMANDS = [install_cmd, rollback_cmd, status_cmd, history_cmd, trust_cmd, diagnostics]
+@click.command("inventory")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.pass_context
+def inventory_cmd(ctx: click.Context, output: Path) -> None:
+    """List the blobs and releases this host holds, for the vendor's `build --delta-from`."""
+    root = _root(ctx)
+    store = root.store
+    blobs = {f"sha256:{p.name}": p.stat().st_size for p in store.blobs.glob("[!.]*")}
+    kept = [releases.load(root, v) for v in releases.installed_versions(root)]
+    doc = inventory_json(blobs, [(str(r.info["name"]), r.version) for r in kept])
+    write_atomic(output, json.dumps(doc, indent=1).encode())
+    click.echo(f"wrote {output}: {len(blobs)} blob(s), releases {', '.join(r.version for r in kept) or 'none'}")
+
+
+COMMANDS = [install_cmd, rollback_cmd, status_cmd, history_cmd, trust_cmd, diagnostics, inventory_cmd]

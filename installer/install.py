@@ -19,8 +19,9 @@ from typing import BinaryIO
 
 from bundler import __version__ as satchel_version
 from bundler.errors import BundleError, EnvironmentProblem, SpecError
-from bundler.format import BundleManifest, Member, now_utc, read_bundle
+from bundler.format import BundleManifest, Member, now_utc
 from bundler.oci.layout import Layout, fsync_dir
+from bundler.oci.model import Descriptor
 from bundler.oci.registry import Endpoint, RegistryClient
 from bundler.progress import QUIET, Reporter
 from bundler.verify import authorizer, open_bundle
@@ -117,6 +118,16 @@ def _check_space(root: Root, manifest: BundleManifest) -> None:
                                  f"(+{FREE_SPACE_MARGIN >> 20} MiB margin), {free >> 20} MiB free")
 
 
+def _check_delta_base(root: Root, manifest: BundleManifest) -> None:
+    """A delta bundle relies on blobs it does not carry: all must be in the store already."""
+    store = root.store
+    lacking = [d for d, size in manifest.external if not store.has(Descriptor("", d, size))]
+    if lacking:
+        base = ", ".join(f"{n} {v}" for n, v in manifest.delta_base) or "its base release"
+        raise BundleError(f"this delta bundle relies on {len(lacking)} blob(s) this host does not have; "
+                          f"install {base} first, or use the full bundle")
+
+
 def _deploy(root: Root, version: str, previous: str | None, opts: InstallOptions, reporter: Reporter,
             event: str) -> None:
     """Switch `current` to version and apply it; on failure restore `previous` (exit 5/6)."""
@@ -188,6 +199,7 @@ def install(root: Root, bundle: Path, opts: InstallOptions, reporter: Reporter =
                     (root.releases / current / "manifest.json").read_bytes()).digest():
                 raise _AlreadyInstalled(manifest.version)
             trust.check_version(manifest.version, current, opts.allow_downgrade)
+            _check_delta_base(root, manifest)
             _check_space(root, manifest)
             head.update(manifest=manifest_bytes, signatures=signatures)
             return manifest
@@ -195,8 +207,8 @@ def install(root: Root, bundle: Path, opts: InstallOptions, reporter: Reporter =
         staging = Path(tempfile.mkdtemp(dir=root.staging, prefix="bundle-"))
         sink = StagingSink(root.store, staging)
         try:
-            with open_bundle(bundle) as raw, reporter.bar(bundle.stat().st_size, "verifying") as tick:
-                manifest = read_bundle(raw, authorize, sink, progress=tick)
+            with open_bundle(bundle, keys) as source, reporter.bar(source.size, "verifying") as tick:
+                manifest = source.read(authorize, sink, progress=tick)
             faults.point("after-verify")
             sink.promote()
         except _AlreadyInstalled as done:

@@ -17,7 +17,7 @@ from bundler.oci.registry import RegistryClient
 
 def push_release(store: Layout, client: RegistryClient, manifest: BundleManifest, concurrency: int = 4) -> int:
     """Returns the number of blobs uploaded (0 when the registry already had everything)."""
-    sizes = {m.digest: m.size for m in manifest.members}
+    sizes = manifest.all_blobs
     uploaded = 0
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
         for image in manifest.images:

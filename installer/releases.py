@@ -117,7 +117,7 @@ def retain(root: Root, keep: int) -> list[str]:
     needed: set[str] = set()
     for version in kept:
         with contextlib.suppress(FileNotFoundError, ValueError):
-            needed |= load(root, version).manifest().blob_digests
+            needed |= set(load(root, version).manifest().all_blobs)
     store = root.store
     for blob in store.blobs.iterdir():
         if not blob.name.startswith(".") and f"sha256:{blob.name}" not in needed:

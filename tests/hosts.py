@@ -3,6 +3,7 @@ registry port, Compose project) that cleans up after itself."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -78,6 +79,18 @@ class Host:
     def served_version(self) -> str:
         web = self.containers()["web"]
         return docker("exec", web["Id"], "/bin/busybox", "cat", "/www/index.html").strip()
+
+    def snapshot(self) -> dict:
+        """Every file under the root (hash or link target) and the running containers; log
+        files are left out (a log line is the one change a refused bundle may make)."""
+        files = {}
+        for p in sorted(self.root.rglob("*")) if self.root.exists() else []:
+            rel = str(p.relative_to(self.root))
+            if rel in ("lock", "registry/registry.log") or rel.startswith("logs/") or p.is_dir():
+                continue
+            files[rel] = os.readlink(p) if p.is_symlink() else hashlib.sha256(p.read_bytes()).hexdigest()
+        containers = {n: (c["Id"], c["State"]["StartedAt"]) for n, c in self.containers().items()}
+        return {"files": files, "containers": containers}
 
     def cleanup(self) -> None:
         ids = docker("ps", "-aq", "--filter", f"label=com.docker.compose.project={self.project}").split()

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import time
 from pathlib import Path
 
@@ -82,20 +80,9 @@ def test_downgrade_refused_unless_asked_and_reinstall_is_a_quick_noop(host, bund
     assert host.served_version() == "hello 1.0.0"
 
 
-def snapshot(host: Host) -> dict:
-    files = {}
-    for p in sorted(host.root.rglob("*")):
-        rel = str(p.relative_to(host.root))
-        if rel in ("lock", "registry/registry.log") or rel.startswith("logs/") or p.is_dir():
-            continue
-        files[rel] = os.readlink(p) if p.is_symlink() else hashlib.sha256(p.read_bytes()).hexdigest()
-    containers = {n: (c["Id"], c["State"]["StartedAt"]) for n, c in host.containers().items()}
-    return {"files": files, "containers": containers}
-
-
 def test_tampered_bundle_changes_nothing(host, bundles, tmp_path):
     assert host.install(bundles["1.0.0"]).returncode == 0
-    before = snapshot(host)
+    before = host.snapshot()
     entries = tamper.split(bundles["1.1.0"].read_bytes())
     data = bytearray(entries[-1].data)
     data[len(data) // 2] ^= 1
@@ -108,7 +95,7 @@ def test_tampered_bundle_changes_nothing(host, bundles, tmp_path):
     assert res.returncode == 2
     other = host.run("install", bundles["1.1.0"], "--key", str(host.key).replace("vendor", "other"))
     assert other.returncode == 3 and "untrusted" in other.stderr
-    assert snapshot(host) == before
+    assert host.snapshot() == before
 
 
 def test_second_install_waits_or_exits_4(host, bundles):

@@ -89,17 +89,15 @@ def store_check(root: Root) -> Callable[[Collection], None]:
         manifest = release.manifest()
         store = root.store
         ok, missing, corrupt = 0, [], []
-        for member in manifest.members:
-            path = store.blobs / member.sha256
-            if not member.path.startswith("blobs/"):
-                continue
+        for expected, expected_size in manifest.all_blobs.items():
+            path = store.blobs / expected[7:]
             if not path.exists():
-                missing.append(member.digest)
+                missing.append(expected)
                 continue
             with path.open("rb") as fh:
                 digest, size = copy_hashed(fh, None)
-            if (digest, size) != (member.digest, member.size):
-                corrupt.append(member.digest)
+            if (digest, size) != (expected, expected_size):
+                corrupt.append(expected)
             else:
                 ok += 1
         results = {"ok": ok, "missing": missing, "corrupt": corrupt}
