@@ -191,7 +191,7 @@ def build(spec: Spec, output: Path, keys: Sequence[SigningKey], options: BuildOp
                      for i, p in pulled),
         charts=tuple(charts), compose=compose, files=files,
         platforms=tuple(str(p) for p in spec.platforms), expires=_expires(spec.expires, created),
-        secrets=spec.secrets, external=tuple(external),
+        secrets=spec.secrets, external=tuple(external), target=spec.target,
         delta_base=tuple(same_app or base.releases) if base and external else ())
     manifest_bytes = manifest.to_bytes()
     signatures = envelope.sign(manifest_bytes, keys)

@@ -134,6 +134,7 @@ class BundleManifest:
     secrets: tuple[str, ...] = ()      # environment variable names to redact in diagnostics
     external: tuple[tuple[str, int], ...] = ()      # delta: (digest, size) relied on, not carried
     delta_base: tuple[tuple[str, str], ...] = ()    # delta: (name, version) that provide them
+    target: str = ""                   # compose | helm; empty: chosen from the contents
     unpacked_size: int = field(default=-1)
 
     def __post_init__(self) -> None:
@@ -159,6 +160,8 @@ class BundleManifest:
             doc["expires"] = self.expires
         if self.secrets:
             doc["secrets"] = list(self.secrets)
+        if self.target:
+            doc["target"] = self.target
         if self.external:
             doc["external"] = [{"digest": d, "size": s} for d, s in self.external]
             doc["deltaBase"] = [{"name": n, "version": v} for n, v in self.delta_base]
@@ -256,7 +259,7 @@ def parse_manifest(data: bytes) -> BundleManifest:
     top = _Fields(doc, "manifest", ("format", "name", "version", "created", "minInstallerVersion",
                                      "members", "unpackedSize"),
                   ("images", "charts", "compose", "files", "platforms", "expires", "description", "secrets",
-                   "external", "deltaBase"))
+                   "external", "deltaBase", "target"))
     if doc["format"] != FORMAT:
         raise MalformedError(f"unsupported bundle format {doc['format']!r} (this Satchel reads {FORMAT})")
     members = []
@@ -292,6 +295,7 @@ def parse_manifest(data: bytes) -> BundleManifest:
         description=top.text("description", default=""), unpacked_size=top.size("unpackedSize"),
         secrets=top.strings("secrets", lambda s: _ENV_NAME.fullmatch(s) is not None),
         external=tuple(_parse_external(top.objects("external"))),
+        target=top.text("target", re.compile("compose|helm"), default=""),
         delta_base=tuple((f.text("name", _NAME), f.text("version", _SEMVER)) for f in (
             _Fields(o, f"deltaBase[{i}]", ("name", "version")) for i, o in enumerate(top.objects("deltaBase")))))
     for stamp in (manifest.created, manifest.expires):

@@ -20,7 +20,7 @@ _IMAGE_KEYS = {"ref", "source", "platforms", "platform", "entrypoint", "cmd", "e
                "labels"}
 _DIR_ONLY = _IMAGE_KEYS - {"ref", "source", "platforms"}
 _TOP_KEYS = {"name", "version", "description", "expires", "platforms", "registries", "images",
-             "compose", "charts", "files", "secrets"}
+             "compose", "charts", "files", "secrets", "target"}
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
 
 
@@ -81,6 +81,7 @@ class Spec:
     expires: str | None = None
     description: str = ""
     secrets: tuple[str, ...] = ()
+    target: str = ""
 
 
 def _platforms(value: Any, where: str) -> tuple[Platform, ...]:
@@ -180,7 +181,10 @@ def parse_spec(doc: Any, base: Path) -> Spec:
     secrets = doc.get("secrets") or []
     if not isinstance(secrets, list) or not all(isinstance(s, str) and _ENV_NAME.fullmatch(s) for s in secrets):
         raise SpecError("secrets: expected a list of environment variable names")
-    return Spec(name=name, version=version, base=base, images=parsed, compose=_paths(doc, "compose"),
+    target = str(doc.get("target") or "")
+    if target not in ("", "compose", "helm"):
+        raise SpecError(f"target {target!r}: choose compose or helm")
+    return Spec(target=target, name=name, version=version, base=base, images=parsed, compose=_paths(doc, "compose"),
                 charts=_paths(doc, "charts"), files=_paths(doc, "files"),
                 platforms=_platforms(doc.get("platforms"), "platforms"),
                 registries=_registries(doc.get("registries")),

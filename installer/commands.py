@@ -20,7 +20,8 @@ from . import releases
 from .diagnostics.cli import diagnostics
 from .install import InstallOptions, Outcome, install, rollback
 from .state import Root
-from .targets import compose as target
+from .targets import for_release
+from .targets.helm import HelmSettings
 
 
 def _root(ctx: click.Context) -> Root:
@@ -70,20 +71,34 @@ def deploy_options(fn: Any) -> Any:
 @click.option("--allow-downgrade", is_flag=True, help="Install even if older than the installed release.")
 @click.option("--keep", type=click.IntRange(2), default=3, show_default=True, help="Releases to keep.")
 @click.option("--project", default=None, help="Compose project name (default: the bundle's name).")
+@click.option("--target", type=click.Choice(["compose", "helm"]), default=None,
+              help="Where to deploy (default: the bundle's choice, else compose files win over charts).")
+@click.option("--values", "values", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Helm: customer values file over the chart's defaults (repeatable, later wins).")
+@click.option("--set", "sets", multiple=True, help="Helm: NAME=VALUE for this install only (wins over --values).")
+@click.option("--namespace", default="default", show_default=True, help="Helm: Kubernetes namespace.")
+@click.option("--kubeconfig", default=None, help="Helm: kubeconfig file (default: $KUBECONFIG, ~/.kube/config).")
+@click.option("--render-only", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Verify, load the images, write the rendered release to DIR and stop (no switch).")
 @deploy_options
 @click.pass_context
 def install_cmd(ctx: click.Context, bundle: Path, keys: tuple[Path, ...], allow_downgrade: bool, keep: int,
-                project: str | None, wait_timeout: int, lock_wait: float, registry: str | None,
-                registry_insecure: bool, registry_ca: str | None, as_json: bool) -> None:
+                project: str | None, target: str | None, values: tuple[Path, ...], sets: tuple[str, ...],
+                namespace: str, kubeconfig: str | None, render_only: Path | None, wait_timeout: int,
+                lock_wait: float, registry: str | None, registry_insecure: bool, registry_ca: str | None,
+                as_json: bool) -> None:
     """Verify BUNDLE, load its images and switch the application to it."""
     opts = InstallOptions(keys=[load_verify_key(k) for k in keys], registry=registry,
                           registry_insecure=registry_insecure, registry_ca=registry_ca,
                           allow_downgrade=allow_downgrade, wait_timeout=wait_timeout, keep=keep,
-                          project=project, lock_wait=lock_wait)
+                          project=project, lock_wait=lock_wait, target=target, render_only=render_only,
+                          helm=HelmSettings(namespace, values, sets, kubeconfig))
     out = _logged(ctx, "install", lambda root, reporter: install(root, bundle, opts, reporter), as_json,
                   f"bundle {bundle.resolve()}")
     if not as_json and out.action == "already-installed":
         click.echo(f"{out.version} is already installed and healthy; nothing to do")
+    elif not as_json and out.action == "rendered":
+        click.echo(f"rendered {out.version} into {render_only}; {out.pushed_blobs} blob(s) pushed; nothing switched")
     elif not as_json:
         click.echo(f"installed {out.version}" + (f" (was {out.previous})" if out.previous else "")
                    + f"; {out.pushed_blobs} blob(s) pushed"
@@ -120,9 +135,7 @@ def status_cmd(ctx: click.Context, as_json: bool) -> None:
     if current and releases.exists(root, current):
         release = releases.load(root, current)
         info.update(name=release.info["name"], project=release.project, registry=release.info["registry"])
-        info["services"] = [{"service": s.get("Service"), "state": s.get("State"), "health": s.get("Health") or "",
-                             "image": s.get("Image")} for s in target.services(release.project, release.path,
-                                                                                release.compose)]
+        info["services"] = for_release(release).services(release)
     if as_json:
         emit_json(info)
         return

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from bundler import __version__ as satchel_version
 from bundler.errors import BundleError, EnvironmentProblem, SpecError
@@ -32,7 +32,10 @@ from . import faults, releases
 from .errors import DeployFailedRestored, DeployFailedUnrestored
 from .push import push_release
 from .state import Root
-from .targets import compose as target
+from .targets import compose as compose_target
+from .targets import for_release
+from .targets import helm as helm_target
+from .targets.helm import HelmSettings
 from .tools.registry import ManagedRegistry
 
 FREE_SPACE_MARGIN = 64 << 20
@@ -50,6 +53,9 @@ class InstallOptions:
     project: str | None = None
     lock_wait: float = 0
     now: datetime | None = None
+    target: str | None = None            # compose | helm; default: the bundle's, else from its contents
+    helm: HelmSettings = field(default_factory=HelmSettings)
+    render_only: Path | None = None      # write the rendered release there and stop before the switch
 
 
 @dataclass
@@ -137,7 +143,7 @@ def _deploy(root: Root, version: str, previous: str | None, opts: InstallOptions
     root.record("switch", version=version, previous=previous)
     faults.point("after-switch")
     reporter.step(f"starting {release.project} {version} (waiting up to {opts.wait_timeout}s for health)")
-    ok, detail = target.apply(release.project, release.path, release.compose, opts.wait_timeout)
+    ok, detail = for_release(release).apply(release, opts.wait_timeout)
     faults.point("after-apply")
     if ok:
         root.record(event, version=version, previous=previous)
@@ -145,14 +151,14 @@ def _deploy(root: Root, version: str, previous: str | None, opts: InstallOptions
         return
     root.record("failed", version=version, reason=detail)
     if previous is None:
-        target.stop(release.project, release.path, release.compose)
+        for_release(release).stop(release)
         root.switch(None)
         root.end()
         raise DeployFailedRestored(f"{version} failed its health check ({detail}); there was no previous "
                                    "release, so it was stopped")
     old = releases.load(root, previous)
     root.switch(previous)
-    restored, why = target.apply(old.project, old.path, old.compose, opts.wait_timeout)
+    restored, why = for_release(old).apply(old, opts.wait_timeout)
     root.end()
     if restored:
         root.record("rolled-back", version=previous, reason=f"{version} failed its health check")
@@ -225,10 +231,19 @@ def install(root: Root, bundle: Path, opts: InstallOptions, reporter: Reporter =
         pushed = push_release(root.store, client, manifest)
         faults.point("after-push")
         tmp = releases.staging_dir(root, version)
-        rendered = target.render(manifest, root.store, client.endpoint.host, tmp)
-        releases.write_metadata(tmp, head["manifest"], head["signatures"], {
-            "name": manifest.name, "version": version, "project": project, "registry": client.endpoint.host,
-            "compose": rendered, "target": "compose"})
+        kind = opts.target or manifest.target or ("helm" if manifest.charts and not manifest.compose else "compose")
+        info: dict[str, Any] = {"name": manifest.name, "version": version, "project": project,
+                                "registry": client.endpoint.host, "target": kind, "compose": []}
+        if kind == "helm":
+            info["helm"] = helm_target.render(manifest, client.endpoint.host, opts.registry_insecure, tmp, opts.helm)
+        else:
+            info["compose"] = compose_target.render(manifest, root.store, client.endpoint.host, tmp)
+        releases.write_metadata(tmp, head["manifest"], head["signatures"], info)
+        if opts.render_only is not None:
+            shutil.copytree(tmp, opts.render_only, dirs_exist_ok=True)
+            shutil.rmtree(tmp)
+            root.end()
+            return Outcome("rendered", version, current, pushed)
         faults.point("before-commit")
         releases.commit(root, tmp, version)
         _deploy(root, version, current, opts, reporter, "installed")
@@ -256,7 +271,7 @@ def rollback(root: Root, to: str | None, opts: InstallOptions, reporter: Reporte
         if target_version == current:
             # Re-apply the current release: brings back containers removed or stopped by hand.
             reporter.step(f"re-applying {current}")
-            ok, detail = target.apply(release.project, release.path, release.compose, opts.wait_timeout)
+            ok, detail = for_release(release).apply(release, opts.wait_timeout)
             root.record("reapplied" if ok else "failed", version=current, **({} if ok else {"reason": detail}))
             if not ok:
                 raise DeployFailedUnrestored(f"{current} did not come up healthy ({detail}); see satchel status")

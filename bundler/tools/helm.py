@@ -14,17 +14,24 @@ def helm_binary() -> str | None:
     return os.environ.get("SATCHEL_HELM") or shutil.which("helm")
 
 
-def template(chart: Path, release: str = "satchel", timeout: float = 120) -> str:
-    """Render a chart with its default values (no cluster needed)."""
+def run(args: list[str], timeout: float = 120, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     binary = helm_binary()
     if binary is None:
-        raise EnvironmentProblem("helm is not on PATH")
+        raise EnvironmentProblem("helm is not on PATH (or set SATCHEL_HELM)")
     try:
-        proc = subprocess.run([binary, "template", release, str(chart)], capture_output=True, text=True,
-                              timeout=timeout, check=False)
+        return subprocess.run([binary, *args], capture_output=True, text=True, timeout=timeout, check=False,
+                              stdin=subprocess.DEVNULL, env={**os.environ, **(env or {})})
     except (OSError, subprocess.TimeoutExpired) as exc:
-        raise EnvironmentProblem(f"helm template {chart} failed: {exc}") from None
+        raise EnvironmentProblem(f"helm {args[0]} failed: {exc}") from None
+
+
+def last_line(proc: subprocess.CompletedProcess[str]) -> str:
+    return (proc.stderr.strip().splitlines() or ["no output"])[-1]
+
+
+def template(chart: Path, release: str = "satchel", timeout: float = 120) -> str:
+    """Render a chart with its default values (no cluster needed)."""
+    proc = run(["template", release, str(chart)], timeout)
     if proc.returncode != 0:
-        last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-        raise SpecError(f"helm template {chart} failed: {last}")
+        raise SpecError(f"helm template {chart} failed: {last_line(proc)}")
     return proc.stdout

@@ -4,7 +4,7 @@ registry by digest, applied with a fixed project name, healthy or not."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
@@ -16,6 +16,9 @@ from bundler.oci.model import Descriptor
 from bundler.oci.refs import Reference
 
 from ..tools import compose
+
+if TYPE_CHECKING:
+    from ..releases import Release
 
 MAX_COMPOSE_BYTES = 1 << 20
 
@@ -42,21 +45,27 @@ def render(manifest: BundleManifest, store: Layout, registry: str, dest: Path) -
     return out
 
 
-def files(release: Path, rendered: list[str]) -> list[Path]:
-    return [release / rel for rel in rendered]
+class ComposeTarget:
+    """`docker compose up -d --wait` under the release's fixed project name. A release
+    without compose files only loads images: nothing to start."""
+
+    def _files(self, release: Release) -> list[Path]:
+        return [release.path / rel for rel in release.compose]
+
+    def apply(self, release: Release, wait_timeout: int) -> tuple[bool, str]:
+        if not release.compose:
+            return True, "no services"
+        return compose.up(release.project, self._files(release), release.path, wait_timeout)
+
+    def stop(self, release: Release) -> None:
+        if release.compose:
+            compose.down(release.project, self._files(release), release.path)
+
+    def services(self, release: Release) -> list[dict[str, Any]]:
+        if not release.compose:
+            return []
+        return [{"service": s.get("Service"), "state": s.get("State"), "health": s.get("Health") or "",
+                 "image": s.get("Image")} for s in compose.ps(release.project, self._files(release), release.path)]
 
 
-def apply(project: str, release: Path, rendered: list[str], wait_timeout: int) -> tuple[bool, str]:
-    """A release without compose files only loads images: nothing to start."""
-    if not rendered:
-        return True, "no services"
-    return compose.up(project, files(release, rendered), release, wait_timeout)
-
-
-def stop(project: str, release: Path, rendered: list[str]) -> None:
-    if rendered:
-        compose.down(project, files(release, rendered), release)
-
-
-def services(project: str, release: Path, rendered: list[str]) -> list[dict[str, Any]]:
-    return compose.ps(project, files(release, rendered), release) if rendered else []
+COMPOSE = ComposeTarget()
