@@ -145,7 +145,7 @@ def test_post_renderer_refuses_images_the_bundle_lacks():
     images = {"docker.io/acme/web:1.0": "127.0.0.1:5050/acme/web@sha256:" + "a" * 64}
     out = rewrite("kind: Pod\nspec:\n  containers:\n  - image: acme/web:1.0\n", images)
     assert images["docker.io/acme/web:1.0"] in out
-    with pytest.raises(BundleError, match="acme/other:2.0, which the bundle does not carry"):
+    with pytest.raises(BundleError, match=r"acme/other:2\.0, which the bundle does not carry"):
         rewrite("kind: Pod\nspec:\n  containers:\n  - image: acme/other:2.0\n", images)
 
 
