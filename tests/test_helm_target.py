@@ -217,3 +217,30 @@ def test_unreachable_cluster_is_a_clear_environment_error(tmp_path):
         "contexts": [{"name": "x", "context": {"cluster": "x", "user": "x"}}], "users": [{"name": "x", "user": {}}]}))
     with pytest.raises(EnvironmentProblem, match="unreachable"):
         kube.release_pods("shop", "shop", str(config))
+
+
+def test_diagnostics_of_a_helm_release_from_recorded_responses(host, shop_bundle, tmp_path, recorded_api):
+    """A Helm release made current by hand (applying needs a cluster): diagnostics reads its
+    pods, events and logs through the recorded API, redacts, and flags the unready pod."""
+    out = tmp_path / "rendered"
+    assert render(host, shop_bundle, out).returncode == 0
+    info = json.loads((out / "release.json").read_text())
+    info["helm"]["kubeconfig"], info["helm"]["namespace"] = recorded_api, "shop"
+    (out / "release.json").write_text(json.dumps(info))
+    shutil.copytree(out, host.root / "releases" / "1.0.0")
+    host.state.switch("1.0.0")
+    host.state.record("installed", version="1.0.0", previous=None)
+    archive = tmp_path / "diag.tar.zst"
+    res = host.run("diagnostics", "-o", archive)
+    assert res.returncode == 0, res.stderr
+    from tests.test_diagnostics import findings, unpack
+
+    files = unpack(archive)
+    assert {"kubernetes/pods.json", "kubernetes/events.json",
+            "kubernetes/logs/shop-web-7d9c8b-x2x4k/web.log"} <= set(files)
+    assert b"recorded-secret-99" not in b"".join(files.values())
+    checks = findings(files)
+    assert checks["container:shop-web-7d9c8b-q8w2z"][0] == "fail"
+    assert checks["container:shop-web-7d9c8b-x2x4k"][0] == "pass"
+    status = json.loads(host.run("status", "--json").stdout)
+    assert [s["health"] for s in status["services"]] == ["ready", "not ready"]

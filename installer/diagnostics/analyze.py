@@ -52,7 +52,7 @@ def analyze(facts: dict[str, Any], errors: list[dict[str, str]]) -> list[Finding
 
     if "docker" in failed:
         out.append(Finding("docker", FAIL, f"the Docker engine could not be queried: {failed['docker']}"))
-    if current and "docker" not in failed and not facts.get("containers"):
+    if current and not {"docker", "kubernetes"} & set(failed) and not facts.get("containers"):
         out.append(Finding("containers", FAIL, f"no container of release {current} exists; "
                                                f"`satchel rollback --to {current}` starts them again"))
     for c in facts.get("containers") or []:
@@ -98,6 +98,6 @@ def analyze(facts: dict[str, Any], errors: list[dict[str, str]]) -> list[Finding
         out.append(Finding("clock", FAIL, f"the host clock ({clock}) is earlier than the release's creation "
                                           f"({created}); expiry checks and logs will be wrong"))
     for e in errors:
-        if e["collector"] not in ("docker", "registry", "satchel"):
+        if e["collector"] not in ("docker", "registry", "satchel"):  # those have findings of their own
             out.append(Finding(f"collector:{e['collector']}", WARN, f"could not collect: {e['error']}"))
     return out

@@ -24,6 +24,7 @@ from signing.keys import load_verify_key
 
 from .. import releases
 from ..state import Root
+from ..targets import kube
 from .redact import HIDDEN, Redactor, is_secret_name
 
 
@@ -138,8 +139,8 @@ def docker_facts(root: Root, since: datetime | None) -> Callable[[Collection], N
         if data_dir and Path(data_dir).exists():
             c.facts.setdefault("host", {}).setdefault("disks", {})["docker_data"] = _disk(Path(data_dir))
         release = _current_release(root)
-        if release is None:
-            c.facts["containers"] = []
+        if release is None or release.info.get("target") == "helm":
+            c.facts.setdefault("containers", [])
             return
         marked = set(release.manifest().secrets)
         containers = []
@@ -158,6 +159,32 @@ def docker_facts(root: Root, since: datetime | None) -> Callable[[Collection], N
             c.files[f"docker/logs/{name}.log"] = item["logs"]
         c.facts["containers"] = containers
         c.add_json("docker/containers.json", containers)
+
+    return collect
+
+
+def kubernetes_facts(root: Root) -> Callable[[Collection], None]:
+    """For a Helm release: its pods (as containers), recent events and pod logs."""
+
+    def collect(c: Collection) -> None:
+        release = _current_release(root)
+        if release is None or release.info.get("target") != "helm":
+            return
+        info, marked = release.info["helm"], set(release.manifest().secrets)
+        namespace, kubeconfig = info["namespace"], info.get("kubeconfig")
+        pods = [pod for chart in info["charts"] for pod in kube.release_pods(namespace, chart["release"], kubeconfig)]
+        for pod in pods:
+            c.redactor.add_env(pod["env"], marked)
+            pod["env"] = [_mask_env(e, marked) for e in pod["env"]]
+            for container in pod["containers"]:
+                c.files[f"kubernetes/logs/{pod['name']}/{container}.log"] = kube.pod_logs(
+                    namespace, pod["name"], container, kubeconfig)
+        c.add_json("kubernetes/pods.json", pods)
+        c.add_json("kubernetes/events.json", kube.recent_events(namespace, kubeconfig))
+        c.facts["containers"] = [{"name": p["name"], "service": p["name"], "image": ", ".join(p["images"]),
+                                  "status": "running" if p["phase"] == "Running" else str(p["phase"]).lower(),
+                                  "health": "healthy" if p["ready"] else "unhealthy", "restart_count": p["restarts"],
+                                  "exit_code": None} for p in pods]
 
     return collect
 
@@ -234,6 +261,7 @@ def collect_all(root: Root, since: timedelta | None, redact: list[str]) -> Colle
     c.facts["collected_at"] = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     for name, collector in (("satchel", satchel_state(root, cutoff)), ("store", store_check(root)),
                             ("host", host_facts(root)), ("docker", docker_facts(root, cutoff)),
+                            ("kubernetes", kubernetes_facts(root)),
                             ("registry", registry_facts(root))):
         c.run(name, collector)
     return c
