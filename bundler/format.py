@@ -211,8 +211,10 @@ class _Fields:
         return value
 
     def text(self, key: str, pattern: re.Pattern[str] | None = None, default: Any = None) -> Any:
+        if key not in self.obj:
+            return default
         value = self.get(key, str, default)
-        if value is not None and pattern is not None and not pattern.fullmatch(value):
+        if pattern is not None and not pattern.fullmatch(value):
             raise MalformedError(f"manifest: {self.where}.{key} {value!r} is not valid")
         return value
 
