@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import BinaryIO
 
 from signing import canonical, envelope
-from signing.keys import SigningKey
+from signing.errors import KeyFileError
+from signing.keys import SigningKey, load_verify_key
 
 from . import __version__ as satchel_version
 from . import format as bundle_format
@@ -192,6 +193,7 @@ def build(spec: Spec, output: Path, keys: Sequence[SigningKey], options: BuildOp
         charts=tuple(charts), compose=compose, files=files,
         platforms=tuple(str(p) for p in spec.platforms), expires=_expires(spec.expires, created),
         secrets=spec.secrets, external=tuple(external), target=spec.target,
+        trust_add=tuple(_endorsed(spec, p) for p in spec.trust_add), trust_revoke=spec.trust_revoke,
         delta_base=tuple(same_app or base.releases) if base and external else ())
     manifest_bytes = manifest.to_bytes()
     signatures = envelope.sign(manifest_bytes, keys)
@@ -205,6 +207,14 @@ def build(spec: Spec, output: Path, keys: Sequence[SigningKey], options: BuildOp
         out, manifest_bytes, signatures, members, open_member, level=options.level,
         threads=options.threads, progress=tick), manifest.unpacked_size, reporter)
     return manifest
+
+
+def _endorsed(spec: Spec, rel: str) -> str:
+    """A public key the bundle endorses, as normalised PEM text."""
+    try:
+        return load_verify_key(spec.base / rel).pem().decode()
+    except KeyFileError as exc:
+        raise SpecError(f"keys.add: {exc}") from None
 
 
 def _index_bytes(roots: list[tuple[Descriptor, str]]) -> bytes:

@@ -26,7 +26,8 @@ from typing import Any, BinaryIO, Protocol
 import zstandard
 
 from signing import canonical
-from signing.errors import MalformedError, UnsignedError
+from signing.errors import KeyFileError, MalformedError, UnsignedError
+from signing.keys import VerifyKey
 
 from . import tarstream
 from .errors import BundleError
@@ -135,6 +136,8 @@ class BundleManifest:
     external: tuple[tuple[str, int], ...] = ()      # delta: (digest, size) relied on, not carried
     delta_base: tuple[tuple[str, str], ...] = ()    # delta: (name, version) that provide them
     target: str = ""                   # compose | helm; empty: chosen from the contents
+    trust_add: tuple[str, ...] = ()    # PEM public keys the signers endorse (key rotation)
+    trust_revoke: tuple[str, ...] = ()  # key ids the signers revoke
     unpacked_size: int = field(default=-1)
 
     def __post_init__(self) -> None:
@@ -162,6 +165,8 @@ class BundleManifest:
             doc["secrets"] = list(self.secrets)
         if self.target:
             doc["target"] = self.target
+        if self.trust_add or self.trust_revoke:
+            doc["keys"] = {"add": list(self.trust_add), "revoke": list(self.trust_revoke)}
         if self.external:
             doc["external"] = [{"digest": d, "size": s} for d, s in self.external]
             doc["deltaBase"] = [{"name": n, "version": v} for n, v in self.delta_base]
@@ -245,6 +250,20 @@ def _parse_file(obj: Any, where: str) -> File:
     return File(f.text("path", _RELPATH), f.digest("digest"), f.size("size"))
 
 
+def _parse_keys(obj: Any) -> dict[str, tuple[str, ...]]:
+    if obj is None:
+        return {}
+    f = _Fields(obj, "keys", ("add", "revoke"))
+    add = f.strings("add")
+    for pem in add:
+        try:
+            VerifyKey.from_pem(pem.encode(), origin="an endorsed key")
+        except KeyFileError as exc:
+            raise MalformedError(f"manifest: keys.add: {exc}") from None
+    revoke = f.strings("revoke", lambda s: re.fullmatch("[0-9a-f]{64}", s) is not None)
+    return {"trust_add": add, "trust_revoke": revoke}
+
+
 def _parse_external(objs: list[Any]) -> list[tuple[str, int]]:
     out = []
     for i, obj in enumerate(objs):
@@ -261,7 +280,7 @@ def parse_manifest(data: bytes) -> BundleManifest:
     top = _Fields(doc, "manifest", ("format", "name", "version", "created", "minInstallerVersion",
                                      "members", "unpackedSize"),
                   ("images", "charts", "compose", "files", "platforms", "expires", "description", "secrets",
-                   "external", "deltaBase", "target"))
+                   "external", "deltaBase", "target", "keys"))
     if doc["format"] != FORMAT:
         raise MalformedError(f"unsupported bundle format {doc['format']!r} (this Satchel reads {FORMAT})")
     members = []
@@ -298,6 +317,7 @@ def parse_manifest(data: bytes) -> BundleManifest:
         secrets=top.strings("secrets", lambda s: _ENV_NAME.fullmatch(s) is not None),
         external=tuple(_parse_external(top.objects("external"))),
         target=top.text("target", re.compile("compose|helm"), default=""),
+        **_parse_keys(doc.get("keys")),
         delta_base=tuple((f.text("name", _NAME), f.text("version", _SEMVER)) for f in (
             _Fields(o, f"deltaBase[{i}]", ("name", "version")) for i, o in enumerate(top.objects("deltaBase")))))
     for stamp in (manifest.created, manifest.expires):

@@ -20,7 +20,7 @@ _IMAGE_KEYS = {"ref", "source", "platforms", "platform", "entrypoint", "cmd", "e
                "labels"}
 _DIR_ONLY = _IMAGE_KEYS - {"ref", "source", "platforms"}
 _TOP_KEYS = {"name", "version", "description", "expires", "platforms", "registries", "images",
-             "compose", "charts", "files", "secrets", "target"}
+             "compose", "charts", "files", "secrets", "target", "keys"}
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
 
 
@@ -82,6 +82,8 @@ class Spec:
     description: str = ""
     secrets: tuple[str, ...] = ()
     target: str = ""
+    trust_add: tuple[str, ...] = ()     # paths of public keys to endorse
+    trust_revoke: tuple[str, ...] = ()  # key ids to revoke
 
 
 def _platforms(value: Any, where: str) -> tuple[Platform, ...]:
@@ -184,12 +186,20 @@ def parse_spec(doc: Any, base: Path) -> Spec:
     target = str(doc.get("target") or "")
     if target not in ("", "compose", "helm"):
         raise SpecError(f"target {target!r}: choose compose or helm")
-    return Spec(target=target, name=name, version=version, base=base, images=parsed, compose=_paths(doc, "compose"),
+    keys = doc.get("keys") or {}
+    if not isinstance(keys, dict) or set(keys) - {"add", "revoke"}:
+        raise SpecError("keys: expected {add: [KEY.pub, ...], revoke: [KEYID, ...]}")
+    revoke = [str(k) for k in keys.get("revoke") or []]
+    if not all(re.fullmatch("[0-9a-f]{64}", k) for k in revoke):
+        raise SpecError("keys.revoke: key ids are 64 lowercase hex digits (satchel keygen prints them)")
+    return Spec(name=name, version=version, base=base, images=parsed, compose=_paths(doc, "compose"),
                 charts=_paths(doc, "charts"), files=_paths(doc, "files"),
                 platforms=_platforms(doc.get("platforms"), "platforms"),
                 registries=_registries(doc.get("registries")),
                 expires=str(expires) if expires is not None else None,
-                description=str(doc.get("description") or ""), secrets=tuple(sorted(set(secrets))))
+                description=str(doc.get("description") or ""), secrets=tuple(sorted(set(secrets))),
+                target=target, trust_add=tuple(relative_path(p, "keys.add") for p in keys.get("add") or []),
+                trust_revoke=tuple(revoke))
 
 
 def load_spec(path: Path) -> Spec:

@@ -24,13 +24,13 @@ class Verified:
     signers: tuple[str, ...]
 
 
-def authorizer(keys: Sequence[VerifyKey], now: datetime, threshold: int = 1
+def authorizer(keys: Sequence[VerifyKey], now: datetime, threshold: int = 1, revoked: Sequence[str] = ()
                ) -> tuple[Callable[[bytes, bytes], BundleManifest], list[str]]:
     """The trust decision for format.read_bundle, and a list it fills with the signers."""
     signers: list[str] = []
 
     def authorize(manifest_bytes: bytes, signatures: bytes) -> BundleManifest:
-        verified = trust.verify_signatures(manifest_bytes, signatures, keys, threshold)
+        verified = trust.verify_signatures(manifest_bytes, signatures, keys, threshold, revoked)
         manifest = bundle_format.parse_manifest(verified.payload)
         expires = bundle_format.parse_time(manifest.expires) if manifest.expires else None
         trust.check_not_expired(expires, now)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from .install import InstallOptions, Outcome, install, rollback
 from .state import Root
 from .targets import for_release
 from .targets.helm import HelmSettings
+from .truststore import TrustStore
 
 
 def _root(ctx: click.Context) -> Root:
@@ -174,10 +174,11 @@ def trust_cmd() -> None:
 @click.argument("key", type=click.Path(path_type=Path))
 @click.pass_context
 def trust_add(ctx: click.Context, key: Path) -> None:
+    """Trust a vendor public key."""
     root = _root(ctx)
     root.init()
     vk = load_verify_key(key)
-    shutil.copyfile(key, root.trust / f"{vk.keyid}.pub")
+    TrustStore(root.trust).add(vk)
     click.echo(f"trusted {vk.keyid} ({vk.algorithm})")
 
 
@@ -185,22 +186,57 @@ def trust_add(ctx: click.Context, key: Path) -> None:
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 def trust_list(ctx: click.Context, as_json: bool) -> None:
-    keys = [load_verify_key(p) for p in sorted(_root(ctx).trust.glob("*.pub"))]
+    """Trusted keys, revoked key ids and the signature threshold."""
+    store = TrustStore(_root(ctx).trust)
+    keys, revoked, threshold = store.keys(), sorted(store.revoked()), store.threshold()
     if as_json:
-        emit_json([{"keyid": k.keyid, "algorithm": k.algorithm} for k in keys])
-    for k in [] if as_json else keys:
+        emit_json({"keys": [{"keyid": k.keyid, "algorithm": k.algorithm} for k in keys], "revoked": revoked,
+                   "threshold": threshold})
+        return
+    for k in keys:
         click.echo(f"{k.keyid}  {k.algorithm}")
+    for keyid in revoked:
+        click.echo(f"{keyid}  revoked")
+    click.echo(f"signatures required: {threshold}")
+
+
+def _one_key(ctx: click.Context, keyid: str) -> str:
+    matches = [p.stem for p in _root(ctx).trust.glob("*.pub") if p.stem.startswith(keyid)] if len(keyid) >= 8 else []
+    if len(matches) != 1:
+        raise click.UsageError(f"no single trusted key starts with {keyid!r} (give at least 8 hex digits)")
+    return matches[0]
 
 
 @trust_cmd.command("remove")
 @click.argument("keyid")
 @click.pass_context
 def trust_remove(ctx: click.Context, keyid: str) -> None:
-    matches = [p for p in _root(ctx).trust.glob("*.pub") if p.stem.startswith(keyid)] if len(keyid) >= 8 else []
-    if len(matches) != 1:
-        raise click.UsageError(f"no single trusted key starts with {keyid!r} (give at least 8 hex digits)")
-    matches[0].unlink()
-    click.echo(f"removed {matches[0].stem}")
+    """Stop trusting a key (it may be added again)."""
+    full = _one_key(ctx, keyid)
+    (_root(ctx).trust / f"{full}.pub").unlink()
+    click.echo(f"removed {full}")
+
+
+@trust_cmd.command("revoke")
+@click.argument("keyid")
+@click.pass_context
+def trust_revoke(ctx: click.Context, keyid: str) -> None:
+    """Revoke a key for good: its signatures never count again on this host."""
+    full = keyid if len(keyid) == 64 else _one_key(ctx, keyid)
+    root = _root(ctx)
+    root.init()
+    TrustStore(root.trust).revoke(full)
+    root.record("revoked", keyid=full)
+    click.echo(f"revoked {full}")
+
+
+@trust_cmd.command("threshold")
+@click.argument("count", type=int)
+@click.pass_context
+def trust_threshold(ctx: click.Context, count: int) -> None:
+    """Require COUNT distinct trusted signatures on every bundle."""
+    TrustStore(_root(ctx).trust).set_threshold(count)
+    click.echo(f"bundles now need {count} trusted signature(s)")
 
 
 @click.command("inventory")

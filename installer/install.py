@@ -13,7 +13,7 @@ import shutil
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -26,7 +26,7 @@ from bundler.oci.registry import Endpoint, RegistryClient
 from bundler.progress import QUIET, Reporter
 from bundler.verify import authorizer, open_bundle
 from signing import trust
-from signing.keys import VerifyKey, load_verify_key
+from signing.keys import VerifyKey
 
 from . import faults, releases
 from .errors import DeployFailedRestored, DeployFailedUnrestored
@@ -37,6 +37,7 @@ from .targets import for_release
 from .targets import helm as helm_target
 from .targets.helm import HelmSettings
 from .tools.registry import ManagedRegistry
+from .truststore import TrustStore
 
 FREE_SPACE_MARGIN = 64 << 20
 
@@ -103,10 +104,30 @@ class StagingSink:
 
 
 def trusted_keys(root: Root, given: Sequence[VerifyKey]) -> list[VerifyKey]:
-    keys = list(given) or [load_verify_key(p) for p in sorted(root.trust.glob("*.pub"))]
+    keys = list(given) or TrustStore(root.trust).keys()
     if not keys:
         raise SpecError("no trusted vendor key: pass --key VENDOR.pub or run satchel trust add VENDOR.pub")
     return keys
+
+
+def last_install_time(root: Root) -> datetime | None:
+    times = [e["time"] for e in root.history() if e.get("event") == "installed"]
+    return datetime.strptime(max(times), "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC) if times else None
+
+
+def apply_key_changes(root: Root, manifest: BundleManifest, reporter: Reporter) -> None:
+    """Keys a verified bundle endorses become trusted; keys it revokes stop being trusted."""
+    store = TrustStore(root.trust)
+    for pem in manifest.trust_add:
+        key = VerifyKey.from_pem(pem.encode())
+        if key.keyid not in manifest.trust_revoke and store.add(key):
+            root.record("trusted", keyid=key.keyid, version=manifest.version)
+            reporter.step(f"now trusting key {key.keyid[:16]} (endorsed by the bundle)")
+    for keyid in manifest.trust_revoke:
+        if keyid not in store.revoked():
+            store.revoke(keyid)
+            root.record("revoked", keyid=keyid, version=manifest.version)
+            reporter.step(f"key {keyid[:16]} revoked (by the bundle)")
 
 
 def registry_client(root: Root, opts: InstallOptions) -> RegistryClient:
@@ -191,8 +212,10 @@ def install(root: Root, bundle: Path, opts: InstallOptions, reporter: Reporter =
     with root.lock(opts.lock_wait):
         recover(root, opts, reporter)
         keys = trusted_keys(root, opts.keys)
+        store = TrustStore(root.trust)
         current = root.current()
-        verify_sig, _ = authorizer(keys, opts.now or now_utc())
+        now = trust.effective_now(opts.now or now_utc(), last_install_time(root))
+        verify_sig, _ = authorizer(keys, now, store.threshold(), sorted(store.revoked()))
         head: dict[str, bytes] = {}
 
         def authorize(manifest_bytes: bytes, signatures: bytes) -> BundleManifest:
@@ -217,6 +240,7 @@ def install(root: Root, bundle: Path, opts: InstallOptions, reporter: Reporter =
                 manifest = source.read(authorize, sink, progress=tick)
             faults.point("after-verify")
             sink.promote()
+            apply_key_changes(root, manifest, reporter)
         except _AlreadyInstalled as done:
             return Outcome("already-installed", str(done), releases.previous_version(root))
         finally:

@@ -24,15 +24,17 @@ class Verified:
 
 
 def verify_signatures(payload: bytes, signatures: bytes, trusted: Iterable[VerifyKey],
-                      threshold: int = 1) -> Verified:
-    """Check that at least `threshold` distinct trusted keys signed exactly `payload`.
+                      threshold: int = 1, revoked: Iterable[str] = ()) -> Verified:
+    """Check that at least `threshold` distinct trusted, unrevoked keys signed exactly `payload`.
 
     A signature that names a trusted key but does not verify is tampering, not noise: it
-    fails the whole check even if other signatures are good.
+    fails the whole check even if other signatures are good. A revoked key counts for
+    nothing, even if it is also listed as trusted.
     """
     if threshold < 1:
         raise ValueError("threshold must be at least 1")
-    keys = {k.keyid: k for k in trusted}
+    revoked = set(revoked)
+    keys = {k.keyid: k for k in trusted if k.keyid not in revoked}
     entries = envelope.parse(signatures)
     if not entries:
         raise UnsignedError("the bundle is not signed")
@@ -46,10 +48,18 @@ def verify_signatures(payload: bytes, signatures: bytes, trusted: Iterable[Verif
         signers.append(sig.keyid)
     if not signers:
         found = ", ".join(s.keyid[:16] for s in entries)
+        if any(s.keyid in revoked for s in entries):
+            raise UntrustedKeyError(f"signed only by revoked or untrusted key(s) {found}")
         raise UntrustedKeyError(f"signed only by untrusted key(s) {found}; pass the vendor's key with --key")
     if len(signers) < threshold:
         raise UntrustedKeyError(f"{len(signers)} trusted signature(s), {threshold} required")
     return Verified(payload, tuple(sorted(signers)))
+
+
+def effective_now(clock: datetime, last_install: datetime | None) -> datetime:
+    """The time expiry is judged at: never earlier than the last successful install, so
+    setting the host's clock back does not revive an expired bundle."""
+    return max(clock, last_install) if last_install else clock
 
 
 def check_not_expired(expires: datetime | None, now: datetime) -> None:
