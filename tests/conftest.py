@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,6 +12,16 @@ import yaml
 from installer.cli import main
 from tests import images
 from tests.infra import Registry, docker, docker_available
+
+# Hostile bundles refused, by promise (filled by tests/test_hostile.py, printed at the end).
+HOSTILE_COUNTS: Counter[str] = Counter()
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
+    if HOSTILE_COUNTS:
+        counts = ", ".join(f"{promise} {n}" for promise, n in sorted(HOSTILE_COUNTS.items()))
+        terminalreporter.write_line(f"hostile bundles refused with the host unchanged: {counts} "
+                                    f"({sum(HOSTILE_COUNTS.values())} cases)")
 
 
 @dataclass
