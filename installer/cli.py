@@ -3,6 +3,7 @@ become exit codes."""
 
 from __future__ import annotations
 
+import errno
 import sys
 import traceback
 
@@ -43,7 +44,13 @@ for command in [*VENDOR_COMMANDS, *CUSTOMER_COMMANDS]:
 
 
 def exit_code(exc: BaseException) -> int:
+    if _disk_full(exc):
+        return 4
     return next((code for kind, code in EXIT_CODES if isinstance(exc, kind)), 1)
+
+
+def _disk_full(exc: BaseException) -> bool:
+    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -64,7 +71,10 @@ def main(argv: list[str] | None = None) -> int:
         if debug:
             traceback.print_exc()
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        if code == 1:
+        if _disk_full(exc):
+            message = (f"disk full writing {getattr(exc, 'filename', None) or 'a file'}; free some space and run "
+                       "the command again (the previous release is untouched)")
+        elif code == 1:
             message = f"unexpected error: {type(exc).__name__}: {message} (run with --debug for details)"
         click.echo(f"satchel: error: {message}", err=True)
         return code

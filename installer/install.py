@@ -39,7 +39,10 @@ from .targets.helm import HelmSettings
 from .tools.registry import ManagedRegistry
 from .truststore import TrustStore
 
-FREE_SPACE_MARGIN = 64 << 20
+
+def space_margin() -> int:
+    """Free space kept beyond what a bundle needs (SATCHEL_SPACE_MARGIN bytes, default 64 MiB)."""
+    return int(os.environ.get("SATCHEL_SPACE_MARGIN", 64 << 20))
 
 
 @dataclass(frozen=True)
@@ -140,9 +143,10 @@ def _check_space(root: Root, manifest: BundleManifest) -> None:
     store = root.store
     needed = sum(m.size for m in manifest.members if not (store.blobs / m.sha256).exists())
     free = shutil.disk_usage(root.path).free
-    if free < needed + FREE_SPACE_MARGIN:
+    margin = space_margin()
+    if free < needed + margin:
         raise EnvironmentProblem(f"not enough free space in {root.path}: the bundle needs {needed >> 20} MiB "
-                                 f"(+{FREE_SPACE_MARGIN >> 20} MiB margin), {free >> 20} MiB free")
+                                 f"(+{margin >> 20} MiB margin), {free >> 20} MiB free")
 
 
 def _check_delta_base(root: Root, manifest: BundleManifest) -> None:

@@ -14,6 +14,8 @@ from bundler.oci.model import INDEX_TYPES, MANIFEST_TYPES, MAX_MANIFEST_BYTES, O
 from bundler.oci.refs import Reference
 from bundler.oci.registry import RegistryClient
 
+from . import faults
+
 CHART_REPOSITORY = "charts/{name}"
 
 
@@ -55,6 +57,7 @@ def push_release(store: Layout, client: RegistryClient, manifest: BundleManifest
                 return True
 
             uploaded += sum(pool.map(upload, blobs.values()))
+            faults.point("during-push")
             for desc, body in manifests:
                 client.push_manifest(repo, desc.digest, desc, body)
             if tag:

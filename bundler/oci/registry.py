@@ -193,8 +193,13 @@ class RegistryClient:
                 continue
             if resp.status_code in ok:
                 return resp
-            detail = resp.text[:200].strip() if not stream else ""
+            body_text = resp.text if not stream else ""
+            detail = body_text[:200].strip()
             resp.close()
+            # CNCF Distribution reports a full disk as a Go PathError: "Err":28 is ENOSPC.
+            if "no space left on device" in body_text.lower() or '"Err":28' in body_text.replace(" ", ""):
+                raise RegistryError(f"the disk of registry {self.endpoint.host} is full (no space left on device "
+                                    f"during {method} {what or url}); free space there and run again")
             if resp.status_code == 404:
                 raise NotFoundError(f"{what or url} not found on {self.endpoint.host}")
             if resp.status_code in (401, 403):
@@ -256,9 +261,13 @@ class RegistryClient:
         if location.startswith("/"):
             location = self.base + location
         sep = "&" if "?" in location else "?"
-        self.request("PUT", f"{location}{sep}digest={desc.digest}", scope, ok=(201,), body=src,
-                     headers={"Content-Type": "application/octet-stream", "Content-Length": str(desc.size)},
-                     what=f"blob {desc.digest}")
+        try:
+            self.request("PUT", f"{location}{sep}digest={desc.digest}", scope, ok=(201,), body=src,
+                         headers={"Content-Type": "application/octet-stream", "Content-Length": str(desc.size)},
+                         what=f"blob {desc.digest}")
+        except NotFoundError:
+            raise RegistryError(f"{self.endpoint.host} lost the upload of blob {desc.digest} (its upload session "
+                                "vanished: is the registry's disk full?)") from None
 
     def push_manifest(self, repo: str, reference: str, desc: Descriptor, body: bytes) -> None:
         self.request("PUT", f"/v2/{repo}/manifests/{reference}", f"repository:{repo}:pull,push",

@@ -1,0 +1,116 @@
+"""Fault injection beyond kill -9: the disk filling up at every stage of an install (a small
+tmpfs), and the registry dying in the middle of a push. Each run ends with `current` naming a
+complete release, a one-line error (exit 4), and a re-run that finishes the job."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from installer.state import Root
+from installer.tools.registry import ManagedRegistry
+from tests.images import BUSYBOX
+from tests.infra import free_port
+
+RUN = "import sys; from installer.cli import main; sys.exit(main(sys.argv[1:]))"
+
+
+def image_bundle(d: Path, version: str, keys, payload_kib: int) -> Path:
+    (d / "rootfs" / "bin").mkdir(parents=True)
+    shutil.copy(BUSYBOX, d / "rootfs" / "bin" / "busybox")
+    (d / "rootfs" / "data.bin").write_bytes(os.urandom(payload_kib << 10))
+    (d / "satchel.yaml").write_text(f"name: app\nversion: {version}\nimages:\n  - ref: acme/app:{version}\n"
+                                    "    source: dir:rootfs\n")
+    out = d / f"app-{version}.bundle"
+    subprocess.run([sys.executable, "-c", RUN, "-q", "build", str(d / "satchel.yaml"), "-o", str(out),
+                    "--key", str(keys["vendor"]), "--cache", str(d / "cache")], check=True)
+    return out
+
+
+@pytest.fixture(scope="module")
+def two_versions(tmp_path_factory, keys) -> tuple[Path, Path]:
+    base = tmp_path_factory.mktemp("fault-bundles")
+    return image_bundle(base / "a", "1.0.0", keys, 256), image_bundle(base / "b", "1.1.0", keys, 1024)
+
+
+def satchel(root: Path, *args: str | Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-c", RUN, "--root", str(root), *map(str, args)], capture_output=True,
+                          text=True, env={**os.environ, **(env or {})}, timeout=300)
+
+
+@pytest.fixture
+def disk(tmp_path):
+    mnt = tmp_path / "disk"
+    mnt.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=24m", "tmpfs", str(mnt)], check=True)
+    yield mnt
+    subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def assert_consistent(root: Path) -> str:
+    current = Root(root).current()
+    assert current in ("1.0.0", "1.1.0")
+    info = json.loads((root / "releases" / current / "release.json").read_text())
+    assert info["version"] == current
+    return current
+
+
+@pytest.mark.parametrize("margin", ["0", str(-(64 << 20))], ids=["space-check", "no-space-check"])
+def test_disk_full_at_every_stage_of_an_install(disk, two_versions, keys, monkeypatch, margin):
+    """With the space check on, a short disk is refused up front or fills the registry; with
+    it defeated (negative margin), the disk fills during Satchel's own writes too."""
+    old, new = two_versions
+    monkeypatch.setenv("SATCHEL_SPACE_MARGIN", margin)
+    outcomes = []
+    for step in range(10):
+        root = disk / f"root-{step}"
+        monkeypatch.setenv("SATCHEL_REGISTRY_PORT", str(free_port()))
+        try:
+            assert satchel(root, "install", old, "--key", keys["vendor.pub"]).returncode == 0
+            free = shutil.disk_usage(disk).free
+            budget = int(new.stat().st_size * 3.2 * step / 9) + 4096
+            filler = disk / "filler"
+            with filler.open("wb") as fh:
+                fh.truncate(0)
+                fh.write(b"\0" * max(0, free - budget))
+            res = satchel(root, "install", new, "--key", keys["vendor.pub"])
+            assert res.returncode in (0, 4), res.stderr
+            if res.returncode == 4:
+                errors = [line for line in res.stderr.splitlines() if line.startswith("satchel: error:")]
+                assert len(errors) == 1 and "Traceback" not in res.stderr, res.stderr
+                assert any(w in errors[0] for w in ("free space", "disk full", "disk is full")), res.stderr
+            reason = errors[0].split(": ", 2)[-1][:70] if res.returncode == 4 else "installed"
+            outcomes.append((step, res.returncode, assert_consistent(root), reason))
+            filler.unlink()
+            res = satchel(root, "install", new, "--key", keys["vendor.pub"])
+            assert res.returncode == 0, (step, res.stderr)
+            assert assert_consistent(root) == "1.1.0" and Root(root).journal() is None
+        finally:
+            ManagedRegistry(root / "registry").stop()
+            shutil.rmtree(root, ignore_errors=True)
+    print("\n".join(map(str, outcomes)))
+    assert {code for _, code, _, _ in outcomes} == {0, 4}, outcomes   # the loop did hit full disks
+
+
+def test_registry_dies_in_the_middle_of_a_push(tmp_path, two_versions, keys, monkeypatch):
+    old, new = two_versions
+    monkeypatch.setenv("SATCHEL_REGISTRY_PORT", str(free_port()))
+    root = tmp_path / "root"
+    try:
+        assert satchel(root, "install", old, "--key", keys["vendor.pub"]).returncode == 0
+        res = satchel(root, "install", new, "--key", keys["vendor.pub"],
+                      env={"SATCHEL_KILL_AT": f"during-push={root / 'registry' / 'pid'}"})
+        assert res.returncode == 4 and "cannot reach registry" in res.stderr, res.stderr
+        assert assert_consistent(root) == "1.0.0"
+        res = satchel(root, "install", new, "--key", keys["vendor.pub"])   # restarts the registry, finishes
+        assert res.returncode == 0, res.stderr
+        assert assert_consistent(root) == "1.1.0"
+        assert [e["event"] for e in Root(root).history()][-3:] == ["interrupted", "switch", "installed"]
+    finally:
+        ManagedRegistry(root / "registry").stop()
