@@ -15,6 +15,7 @@ from typing import Any
 from bundler.format import MANIFEST, SIGNATURES, BundleManifest, parse_manifest
 from bundler.oci.layout import fsync_dir, write_atomic
 
+from . import faults
 from .state import Root
 
 
@@ -114,6 +115,7 @@ def retain(root: Root, keep: int) -> list[str]:
     removed = sorted(p.name for p in root.releases.glob("[!.]*") if p.name not in kept)
     for version in removed:
         shutil.rmtree(root.releases / version, ignore_errors=True)
+        faults.point("during-retention")
     needed: set[str] = set()
     for version in kept:
         with contextlib.suppress(FileNotFoundError, ValueError):

@@ -114,3 +114,46 @@ def test_registry_dies_in_the_middle_of_a_push(tmp_path, two_versions, keys, mon
         assert [e["event"] for e in Root(root).history()][-3:] == ["interrupted", "switch", "installed"]
     finally:
         ManagedRegistry(root / "registry").stop()
+
+
+def test_kill_9_during_retention_then_rerun(tmp_path, keys, monkeypatch, tmp_path_factory):
+    """Retention removes releases one by one, then unneeded blobs: a crash in between loses
+    nothing current or previous needs, and the next install finishes the collection."""
+    monkeypatch.setenv("SATCHEL_REGISTRY_PORT", str(free_port()))
+    base = tmp_path_factory.mktemp("retention")
+    bundles = [image_bundle(base / v, v, keys, 64) for v in ("1.0.0", "1.1.0", "1.2.0", "1.3.0")]
+    root = tmp_path / "root"
+    try:
+        for b in bundles[:3]:
+            assert satchel(root, "install", b, "--key", keys["vendor.pub"], "--keep", "2").returncode == 0
+        res = satchel(root, "install", bundles[3], "--key", keys["vendor.pub"], "--keep", "2",
+                      env={"SATCHEL_CRASH_AT": "during-retention"})
+        assert res.returncode == -9
+        state = Root(root)
+        assert state.current() == "1.3.0"
+        for version in ("1.3.0", "1.2.0"):   # current and previous are complete, blobs and all
+            manifest = json.loads((root / "releases" / version / "manifest.json").read_text())
+            assert all((root / "store" / "blobs" / "sha256" / m["sha256"]).exists()
+                       for m in manifest["members"] if m["path"].startswith("blobs/"))
+        assert satchel(root, "install", bundles[3], "--key", keys["vendor.pub"]).returncode == 0  # no-op
+        assert satchel(root, "rollback").returncode == 0 and state.current() == "1.2.0"
+    finally:
+        ManagedRegistry(root / "registry").stop()
+
+
+def test_install_reads_the_bundle_once_from_a_pipe(tmp_path, two_versions, keys, monkeypatch):
+    """A named pipe can be read only once: installing from one proves there is no second read
+    (a member cannot change between being checked and being used)."""
+    monkeypatch.setenv("SATCHEL_REGISTRY_PORT", str(free_port()))
+    old, _ = two_versions
+    fifo = tmp_path / "bundle.pipe"
+    os.mkfifo(fifo)
+    writer = subprocess.Popen(["sh", "-c", f"cat '{old}' > '{fifo}'"])
+    root = tmp_path / "root"
+    try:
+        res = satchel(root, "install", fifo, "--key", keys["vendor.pub"])
+        assert res.returncode == 0, res.stderr
+        assert Root(root).current() == "1.0.0"
+    finally:
+        writer.wait(timeout=30)
+        ManagedRegistry(root / "registry").stop()
