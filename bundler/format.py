@@ -30,8 +30,9 @@ from signing.errors import KeyFileError, MalformedError, UnsignedError
 from signing.keys import VerifyKey
 
 from . import tarstream
-from .errors import BundleError
+from .errors import BundleError, SpecError
 from .oci.digest import CHUNK, Writable, is_digest
+from .settings import Setting
 from .zstdframe import decompressing_reader
 
 FORMAT = "satchel.bundle/v1"
@@ -138,6 +139,7 @@ class BundleManifest:
     target: str = ""                   # compose | helm; empty: chosen from the contents
     trust_add: tuple[str, ...] = ()    # PEM public keys the signers endorse (key rotation)
     trust_revoke: tuple[str, ...] = ()  # key ids the signers revoke
+    settings: tuple[Setting, ...] = ()  # what the customer configures (bundler.settings)
     unpacked_size: int = field(default=-1)
 
     def __post_init__(self) -> None:
@@ -165,6 +167,8 @@ class BundleManifest:
             doc["secrets"] = list(self.secrets)
         if self.target:
             doc["target"] = self.target
+        if self.settings:
+            doc["settings"] = [s.to_json() for s in self.settings]
         if self.trust_add or self.trust_revoke:
             doc["keys"] = {"add": list(self.trust_add), "revoke": list(self.trust_revoke)}
         if self.external:
@@ -250,6 +254,13 @@ def _parse_file(obj: Any, where: str) -> File:
     return File(f.text("path", _RELPATH), f.digest("digest"), f.size("size"))
 
 
+def _parse_setting(obj: Any, i: int) -> Setting:
+    try:
+        return Setting.from_json(obj, f"settings[{i}]")
+    except SpecError as exc:
+        raise MalformedError(f"manifest: {exc}") from None
+
+
 def _parse_keys(obj: Any) -> dict[str, tuple[str, ...]]:
     if obj is None:
         return {}
@@ -280,7 +291,7 @@ def parse_manifest(data: bytes) -> BundleManifest:
     top = _Fields(doc, "manifest", ("format", "name", "version", "created", "minInstallerVersion",
                                      "members", "unpackedSize"),
                   ("images", "charts", "compose", "files", "platforms", "expires", "description", "secrets",
-                   "external", "deltaBase", "target", "keys"))
+                   "external", "deltaBase", "target", "keys", "settings"))
     if doc["format"] != FORMAT:
         raise MalformedError(f"unsupported bundle format {doc['format']!r} (this Satchel reads {FORMAT})")
     members = []
@@ -318,6 +329,7 @@ def parse_manifest(data: bytes) -> BundleManifest:
         external=tuple(_parse_external(top.objects("external"))),
         target=top.text("target", re.compile("compose|helm"), default=""),
         **_parse_keys(doc.get("keys")),
+        settings=tuple(_parse_setting(o, i) for i, o in enumerate(top.objects("settings"))),
         delta_base=tuple((f.text("name", _NAME), f.text("version", _SEMVER)) for f in (
             _Fields(o, f"deltaBase[{i}]", ("name", "version")) for i, o in enumerate(top.objects("deltaBase")))))
     for stamp in (manifest.created, manifest.expires):

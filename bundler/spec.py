@@ -12,6 +12,7 @@ import yaml
 from .errors import SpecError
 from .oci.model import Platform
 from .oci.refs import Reference
+from .settings import Setting
 
 _NAME = re.compile(r"[a-z0-9]([a-z0-9-]{0,62}[a-z0-9])?")
 _SEMVER = re.compile(r"(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?")
@@ -20,7 +21,7 @@ _IMAGE_KEYS = {"ref", "source", "platforms", "platform", "entrypoint", "cmd", "e
                "labels"}
 _DIR_ONLY = _IMAGE_KEYS - {"ref", "source", "platforms"}
 _TOP_KEYS = {"name", "version", "description", "expires", "platforms", "registries", "images",
-             "compose", "charts", "files", "secrets", "target", "keys"}
+             "compose", "charts", "files", "secrets", "target", "keys", "settings"}
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
 
 
@@ -84,6 +85,7 @@ class Spec:
     target: str = ""
     trust_add: tuple[str, ...] = ()     # paths of public keys to endorse
     trust_revoke: tuple[str, ...] = ()  # key ids to revoke
+    settings: tuple[Setting, ...] = ()
 
 
 def _platforms(value: Any, where: str) -> tuple[Platform, ...]:
@@ -192,7 +194,13 @@ def parse_spec(doc: Any, base: Path) -> Spec:
     revoke = [str(k) for k in keys.get("revoke") or []]
     if not all(re.fullmatch("[0-9a-f]{64}", k) for k in revoke):
         raise SpecError("keys.revoke: key ids are 64 lowercase hex digits (satchel keygen prints them)")
-    return Spec(name=name, version=version, base=base, images=parsed, compose=_paths(doc, "compose"),
+    raw_settings = doc.get("settings") or []
+    if not isinstance(raw_settings, list):
+        raise SpecError("settings: expected a list of {name, type, default, required, secret, description}")
+    settings = tuple(Setting.from_json(o, f"settings[{i}]") for i, o in enumerate(raw_settings))
+    if len({s.name for s in settings}) != len(settings):
+        raise SpecError("settings: a name is declared twice")
+    return Spec(settings=settings, name=name, version=version, base=base, images=parsed, compose=_paths(doc, "compose"),
                 charts=_paths(doc, "charts"), files=_paths(doc, "files"),
                 platforms=_platforms(doc.get("platforms"), "platforms"),
                 registries=_registries(doc.get("registries")),

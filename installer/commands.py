@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -11,13 +12,16 @@ import click
 
 from bundler.cli import emit_json
 from bundler.delta import inventory_json
+from bundler.errors import SpecError
 from bundler.oci.layout import write_atomic
 from bundler.progress import Reporter
+from bundler.settings import resolve
 from signing.keys import load_verify_key
 
 from . import releases
+from .config import SiteConfig, parse_assignments, read_import
 from .diagnostics.cli import diagnostics
-from .install import InstallOptions, Outcome, install, rollback
+from .install import InstallOptions, Outcome, apply_config, install, rollback
 from .state import Root
 from .targets import for_release
 from .targets.helm import HelmSettings
@@ -75,7 +79,8 @@ def deploy_options(fn: Any) -> Any:
               help="Where to deploy (default: the bundle's choice, else compose files win over charts).")
 @click.option("--values", "values", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Helm: customer values file over the chart's defaults (repeatable, later wins).")
-@click.option("--set", "sets", multiple=True, help="Helm: NAME=VALUE for this install only (wins over --values).")
+@click.option("--set", "sets", multiple=True,
+              help="NAME=VALUE for this install only: a setting (Compose) or a Helm value (wins over --values).")
 @click.option("--namespace", default="default", show_default=True, help="Helm: Kubernetes namespace.")
 @click.option("--kubeconfig", default=None, help="Helm: kubeconfig file (default: $KUBECONFIG, ~/.kube/config).")
 @click.option("--render-only", type=click.Path(file_okay=False, path_type=Path), default=None,
@@ -92,7 +97,8 @@ def install_cmd(ctx: click.Context, bundle: Path, keys: tuple[Path, ...], allow_
                           registry_insecure=registry_insecure, registry_ca=registry_ca,
                           allow_downgrade=allow_downgrade, wait_timeout=wait_timeout, keep=keep,
                           project=project, lock_wait=lock_wait, target=target, render_only=render_only,
-                          helm=HelmSettings(namespace, values, sets, kubeconfig))
+                          helm=HelmSettings(namespace, values, sets, kubeconfig),
+                          settings=parse_assignments(sets, "--set"))
     out = _logged(ctx, "install", lambda root, reporter: install(root, bundle, opts, reporter), as_json,
                   f"bundle {bundle.resolve()}")
     if not as_json and out.action == "already-installed":
@@ -239,6 +245,103 @@ def trust_threshold(ctx: click.Context, count: int) -> None:
     click.echo(f"bundles now need {count} trusted signature(s)")
 
 
+@click.group("config")
+def config_cmd() -> None:
+    """Site configuration: values kept across upgrades, secrets apart (docs/CONFIGURATION.md)."""
+
+
+def _declared(root: Root) -> list[Any]:
+    current = root.current()
+    return list(releases.load(root, current).manifest().settings) if current else []
+
+
+@config_cmd.command("set")
+@click.argument("assignments", nargs=-1, required=True, metavar="NAME=VALUE...")
+@click.pass_context
+def config_set(ctx: click.Context, assignments: tuple[str, ...]) -> None:
+    """Set site values (not secrets); they apply from the next install or config apply."""
+    root = _root(ctx)
+    root.init()
+    values = parse_assignments(assignments, "config set")
+    secret = {s.name for s in _declared(root) if s.secret}
+    for name in values:
+        if name in secret:
+            raise SpecError(f"{name} is secret: use satchel config set-secret {name} (reads standard input)")
+    SiteConfig(root).set(values)
+    click.echo(f"set {', '.join(sorted(values))}; run satchel config apply to use them now")
+
+
+@config_cmd.command("unset")
+@click.argument("name")
+@click.pass_context
+def config_unset(ctx: click.Context, name: str) -> None:
+    """Remove a site value or secret."""
+    if not SiteConfig(_root(ctx)).unset(name):
+        raise SpecError(f"{name} is not set on this host")
+    click.echo(f"unset {name}")
+
+
+@config_cmd.command("import")
+@click.argument("file", type=click.Path(path_type=Path))
+@click.pass_context
+def config_import(ctx: click.Context, file: Path) -> None:
+    """Set site values from a YAML/JSON mapping or NAME=VALUE lines."""
+    ctx.invoke(config_set, assignments=tuple(f"{k}={v}" for k, v in read_import(file).items()))
+
+
+@config_cmd.command("set-secret")
+@click.argument("name")
+@click.pass_context
+def config_set_secret(ctx: click.Context, name: str) -> None:
+    """Set a secret from standard input (never from the command line)."""
+    root = _root(ctx)
+    root.init()
+    value = str(click.prompt(name, hide_input=True)) if sys.stdin.isatty() else sys.stdin.read().rstrip("\n")
+    if not value:
+        raise SpecError(f"no value for {name} on standard input")
+    SiteConfig(root).set_secret(name, value)
+    click.echo(f"secret {name} set; run satchel config apply to use it now")
+
+
+@config_cmd.command("show")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def config_show(ctx: click.Context, as_json: bool) -> None:
+    """Effective values for the current release and the layer each comes from."""
+    root = _root(ctx)
+    settings = _declared(root)
+    site = SiteConfig(root)
+    secrets = site.secrets()
+    rows = []
+    for s in settings:
+        try:
+            resolved = resolve([s], site.site(), {}, secrets)
+            value, layer = resolved.values.get(s.name), resolved.layers.get(s.name, "unset")
+        except SpecError:
+            value, layer = None, "unset (required!)" if s.required else "invalid"
+        shown = ("set" if value is not None else "unset") if s.secret else value
+        rows.append({"name": s.name, "value": shown, "layer": layer, "secret": s.secret, "type": s.type,
+                     "required": s.required, "description": s.description})
+    if as_json:
+        emit_json(rows)
+        return
+    for r in rows:
+        click.echo(f"{r['name']:<24} {r['value'] if r['value'] is not None else '-'!s:<24} {r['layer']}")
+
+
+@config_cmd.command("apply")
+@click.option("--set", "sets", multiple=True, help="NAME=VALUE for this release only.")
+@deploy_options
+@click.pass_context
+def config_apply(ctx: click.Context, sets: tuple[str, ...], wait_timeout: int, lock_wait: float,
+                 registry: str | None, registry_insecure: bool, registry_ca: str | None, as_json: bool) -> None:
+    """Make a new release with the current bundle and the current configuration."""
+    opts = InstallOptions(wait_timeout=wait_timeout, lock_wait=lock_wait, settings=parse_assignments(sets, "--set"))
+    out = _logged(ctx, "config-apply", lambda root, reporter: apply_config(root, opts, reporter), as_json)
+    if not as_json:
+        click.echo(f"configuration applied as release {out.version} (was {out.previous})")
+
+
 @click.command("inventory")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path))
 @click.pass_context
@@ -253,4 +356,4 @@ def inventory_cmd(ctx: click.Context, output: Path) -> None:
     click.echo(f"wrote {output}: {len(blobs)} blob(s), releases {', '.join(r.version for r in kept) or 'none'}")
 
 
-COMMANDS = [install_cmd, rollback_cmd, status_cmd, history_cmd, trust_cmd, diagnostics, inventory_cmd]
+COMMANDS = [install_cmd, rollback_cmd, status_cmd, history_cmd, trust_cmd, diagnostics, inventory_cmd, config_cmd]

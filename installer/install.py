@@ -18,17 +18,20 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from bundler import __version__ as satchel_version
-from bundler.errors import BundleError, EnvironmentProblem, SpecError
+from bundler.errors import BundleError, EnvironmentProblem, SatchelError, SpecError
 from bundler.format import BundleManifest, Member, now_utc
-from bundler.oci.layout import Layout, fsync_dir
+from bundler.oci.layout import Layout, fsync_dir, write_atomic
 from bundler.oci.model import Descriptor
 from bundler.oci.registry import Endpoint, RegistryClient
 from bundler.progress import QUIET, Reporter
+from bundler.settings import Resolved, resolve
+from bundler.tools import docker
 from bundler.verify import authorizer, open_bundle
 from signing import trust
 from signing.keys import VerifyKey
 
 from . import faults, releases
+from .config import SiteConfig
 from .errors import DeployFailedRestored, DeployFailedUnrestored
 from .push import push_release
 from .state import Root
@@ -60,6 +63,7 @@ class InstallOptions:
     target: str | None = None            # compose | helm; default: the bundle's, else from its contents
     helm: HelmSettings = field(default_factory=HelmSettings)
     render_only: Path | None = None      # write the rendered release there and stop before the switch
+    settings: dict[str, str] = field(default_factory=dict)   # per-install setting overrides (compose)
 
 
 @dataclass
@@ -149,6 +153,27 @@ def _check_space(root: Root, manifest: BundleManifest) -> None:
                                  f"(+{margin >> 20} MiB margin), {free >> 20} MiB free")
 
 
+def resolve_settings(root: Root, manifest: BundleManifest, opts: InstallOptions) -> Resolved:
+    """Settings from all layers; any problem stops the install here, before any change."""
+    site = SiteConfig(root)
+    overrides = {} if target_kind(opts, manifest) == "helm" else opts.settings  # helm's --set are values
+    return resolve(list(manifest.settings), site.site(), overrides, site.secrets())
+
+
+def target_kind(opts: InstallOptions, manifest: BundleManifest) -> str:
+    return opts.target or manifest.target or ("helm" if manifest.charts and not manifest.compose else "compose")
+
+
+def config_info(root: Root, release_id: str, manifest: BundleManifest, resolved: Resolved) -> dict[str, Any]:
+    """release.json's view of the configuration: public values and layers, and where the env
+    file (secrets included) lives — outside the release directory."""
+    if not manifest.settings:
+        return {}
+    env = SiteConfig(root).env_file(release_id, resolved)
+    return {"env_file": str(env), "config": {"values": resolved.public(list(manifest.settings)),
+                                             "layers": resolved.layers}}
+
+
 def _check_delta_base(root: Root, manifest: BundleManifest) -> None:
     """A delta bundle relies on blobs it does not carry: all must be in the store already."""
     store = root.store
@@ -175,6 +200,9 @@ def _deploy(root: Root, version: str, previous: str | None, opts: InstallOptions
         root.end()
         return
     root.record("failed", version=version, reason=detail)
+    report = write_rollback_report(root, release, previous, detail)
+    reporter.step(report.read_text().rstrip())
+    root.record("report", version=version, path=str(report))
     if previous is None:
         for_release(release).stop(release)
         root.switch(None)
@@ -203,7 +231,8 @@ def recover(root: Root, opts: InstallOptions, reporter: Reporter) -> dict[str, s
     to, frm = job.get("to"), job.get("from")
     if root.current() == to and to is not None and releases.exists(root, to):
         reporter.step(f"finishing an interrupted {job.get('op')} of {to}")
-        _deploy(root, to, frm, opts, reporter, "installed" if job.get("op") == "install" else "rolled-back")
+        event = {"install": "installed", "config": "configured"}.get(str(job.get("op")), "rolled-back")
+        _deploy(root, to, frm, opts, reporter, event)
         return job
     # The switch never happened: the old release is current and was never stopped.
     root.record("interrupted", op=job.get("op"), version=to)
@@ -221,6 +250,7 @@ def install(root: Root, bundle: Path, opts: InstallOptions, reporter: Reporter =
         now = trust.effective_now(opts.now or now_utc(), last_install_time(root))
         verify_sig, _ = authorizer(keys, now, store.threshold(), sorted(store.revoked()))
         head: dict[str, bytes] = {}
+        resolved: list[Resolved] = []
 
         def authorize(manifest_bytes: bytes, signatures: bytes) -> BundleManifest:
             manifest = verify_sig(manifest_bytes, signatures)
@@ -232,6 +262,7 @@ def install(root: Root, bundle: Path, opts: InstallOptions, reporter: Reporter =
                     (root.releases / current / "manifest.json").read_bytes()).digest():
                 raise _AlreadyInstalled(manifest.version)
             trust.check_version(manifest.version, current, opts.allow_downgrade)
+            resolved.append(resolve_settings(root, manifest, opts))
             _check_delta_base(root, manifest)
             _check_space(root, manifest)
             head.update(manifest=manifest_bytes, signatures=signatures)
@@ -259,13 +290,14 @@ def install(root: Root, bundle: Path, opts: InstallOptions, reporter: Reporter =
         pushed = push_release(root.store, client, manifest)
         faults.point("after-push")
         tmp = releases.staging_dir(root, version)
-        kind = opts.target or manifest.target or ("helm" if manifest.charts and not manifest.compose else "compose")
+        kind = target_kind(opts, manifest)
         info: dict[str, Any] = {"name": manifest.name, "version": version, "project": project,
                                 "registry": client.endpoint.host, "target": kind, "compose": []}
         if kind == "helm":
             info["helm"] = helm_target.render(manifest, client.endpoint.host, opts.registry_insecure, tmp, opts.helm)
         else:
             info["compose"] = compose_target.render(manifest, root.store, client.endpoint.host, tmp)
+        info.update(config_info(root, version, manifest, resolved[0]))
         releases.write_metadata(tmp, head["manifest"], head["signatures"], info)
         if opts.render_only is not None:
             shutil.copytree(tmp, opts.render_only, dirs_exist_ok=True)
@@ -308,3 +340,81 @@ def rollback(root: Root, to: str | None, opts: InstallOptions, reporter: Reporte
         _deploy(root, target_version, current, opts, reporter, "rolled-back")
         return Outcome("rolled-back", target_version, current)
 
+
+
+def apply_config(root: Root, opts: InstallOptions, reporter: Reporter = QUIET) -> Outcome:
+    """A configuration change is a release: the current bundle, the new values, switched and
+    health-checked like any install, and rolled back (old values included) if it fails."""
+    root.init()
+    with root.lock(opts.lock_wait):
+        recover(root, opts, reporter)
+        current = root.current()
+        if current is None:
+            raise SpecError("no release is installed; install a bundle first")
+        release = releases.load(root, current)
+        if release.info.get("target") == "helm":
+            raise SpecError("config apply is for the Compose target; for Helm pass --values/--set to install")
+        manifest = release.manifest()
+        resolved = resolve_settings(root, manifest, opts)
+        base = manifest.version
+        taken = [int(v.rsplit(".", 1)[1]) for v in (p.name for p in root.releases.glob(f"{base}+config.*"))
+                 if v.rsplit(".", 1)[1].isdigit()]
+        new_id = f"{base}+config.{max(taken, default=0) + 1}"
+        tmp = releases.staging_dir(root, new_id)
+        rendered = compose_target.render(manifest, root.store, release.info["registry"], tmp)
+        info = {**release.info, "compose": rendered, **config_info(root, new_id, manifest, resolved)}
+        releases.write_metadata(tmp, (release.path / "manifest.json").read_bytes(),
+                                (release.path / "signatures.json").read_bytes(), info)
+        releases.commit(root, tmp, new_id)
+        root.begin(op="config", to=new_id, **{"from": current})
+        _deploy(root, new_id, current, opts, reporter, "configured")
+        return Outcome("configured", new_id, current)
+
+
+def write_rollback_report(root: Root, failed: releases.Release, previous: str | None, detail: str) -> Path:
+    """Which services failed, their last log lines (redacted), and the configuration
+    difference to the previous release (secrets only as changed/unchanged)."""
+    from .diagnostics.redact import Redactor
+
+    old = releases.load(root, previous) if previous else None
+    envs = [_env_values(r) for r in (failed, old) if r is not None]
+    secret = {s.name for s in failed.manifest().settings if s.secret}
+    redactor = Redactor()
+    for env in envs:
+        for name, value in env.items():
+            if name in secret:
+                redactor.add_literal(value)
+    lines = [f"rollback report: {failed.info['version']} ({failed.path.name}) failed: {detail}"]
+    try:
+        bad = [s for s in for_release(failed).services(failed)
+               if s.get("state") != "running" or s.get("health") not in ("", "healthy", "ready")]
+        lines += [f"  service {s['service']}: {s['state']} {s.get('health') or ''}".rstrip() for s in bad]
+        names = {str(s["service"]) for s in bad}
+        for item in docker.project_containers(failed.project, None, 20) if names else []:
+            service = item["inspect"]["Config"]["Labels"].get("com.docker.compose.service")
+            if service in names:
+                lines.append(f"  last log lines of {service}:")
+                lines += [f"    {line}" for line in redactor.redact(item["logs"], "report").splitlines()[-20:]]
+    except SatchelError as exc:
+        lines.append(f"  (services could not be listed: {exc})")
+    new_values = failed.info.get("config", {}).get("values", {})
+    old_values = old.info.get("config", {}).get("values", {}) if old else {}
+    changes = []
+    for name in sorted(set(new_values) | set(old_values)):
+        if name in secret:
+            if len(envs) == 2 and envs[0].get(name) != envs[1].get(name):
+                changes.append(f"  {name}: (secret changed)")
+        elif new_values.get(name) != old_values.get(name):
+            changes.append(f"  {name}: {old_values.get(name, '(unset)')} -> {new_values.get(name, '(unset)')}")
+    lines += ([f"configuration changes since {previous}:", *changes] if changes else
+              [f"no configuration change since {previous}" if previous else "no previous release"])
+    report = root.path / "reports" / f"{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}-{failed.path.name}.txt"
+    write_atomic(report, ("\n".join(lines) + "\n").encode())
+    return report
+
+
+def _env_values(release: releases.Release) -> dict[str, str]:
+    env = release.info.get("env_file")
+    if not env or not Path(env).exists():
+        return {}
+    return dict(line.split("=", 1) for line in Path(env).read_text().splitlines() if "=" in line)

@@ -95,7 +95,8 @@ def installed_versions(root: Root) -> list[str]:
     order: list[str] = []
     for entry in reversed(root.history()):
         version = entry.get("version")
-        if entry.get("event") in ("installed", "rolled-back") and version in on_disk and version not in order:
+        if entry.get("event") in ("installed", "rolled-back", "configured") and version in on_disk \
+                and version not in order:
             order.append(str(version))
     return order
 

@@ -52,20 +52,26 @@ class ComposeTarget:
     def _files(self, release: Release) -> list[Path]:
         return [release.path / rel for rel in release.compose]
 
+    def _env(self, release: Release) -> Path | None:
+        """The release's settings (secrets included) live outside the release directory."""
+        env = release.info.get("env_file")
+        return Path(env) if env else None
+
     def apply(self, release: Release, wait_timeout: int) -> tuple[bool, str]:
         if not release.compose:
             return True, "no services"
-        return compose.up(release.project, self._files(release), release.path, wait_timeout)
+        return compose.up(release.project, self._files(release), release.path, wait_timeout, self._env(release))
 
     def stop(self, release: Release) -> None:
         if release.compose:
-            compose.down(release.project, self._files(release), release.path)
+            compose.down(release.project, self._files(release), release.path, self._env(release))
 
     def services(self, release: Release) -> list[dict[str, Any]]:
         if not release.compose:
             return []
         return [{"service": s.get("Service"), "state": s.get("State"), "health": s.get("Health") or "",
-                 "image": s.get("Image")} for s in compose.ps(release.project, self._files(release), release.path)]
+                 "image": s.get("Image")}
+                for s in compose.ps(release.project, self._files(release), release.path, self._env(release))]
 
 
 COMPOSE = ComposeTarget()

@@ -32,6 +32,15 @@ def binary() -> list[str]:
                              "compose plugin)")
 
 
+# Only these reach Compose: the operator's shell must not change what ${NAME} means.
+_PASSED = ("PATH", "HOME", "DOCKER_HOST", "DOCKER_CONFIG", "DOCKER_CERT_PATH", "DOCKER_TLS_VERIFY",
+           "DOCKER_CONTEXT", "XDG_RUNTIME_DIR")
+
+
+def _clean_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k in _PASSED}
+
+
 def run(project: str, files: list[Path], args: list[str], cwd: Path, timeout: float,
         env_file: Path | None = None) -> subprocess.CompletedProcess[str]:
     cmd = [*binary(), "--project-name", project, "--project-directory", str(cwd)]
@@ -41,27 +50,28 @@ def run(project: str, files: list[Path], args: list[str], cwd: Path, timeout: fl
         cmd += ["--env-file", str(env_file)]
     try:
         return subprocess.run(cmd + args, capture_output=True, text=True, timeout=timeout, cwd=cwd,
-                              stdin=subprocess.DEVNULL)
+                              stdin=subprocess.DEVNULL, env=_clean_env())
     except subprocess.TimeoutExpired:
         raise EnvironmentProblem(f"docker compose {args[0]} did not finish within {timeout:.0f}s") from None
     except OSError as exc:
         raise EnvironmentProblem(f"cannot run docker compose: {exc.strerror}") from None
 
 
-def up(project: str, files: list[Path], cwd: Path, wait_timeout: int) -> tuple[bool, str]:
+def up(project: str, files: list[Path], cwd: Path, wait_timeout: int,
+       env_file: Path | None = None) -> tuple[bool, str]:
     """`up -d --wait`: True when every service is running and healthy within the timeout."""
     proc = run(project, files, ["up", "-d", "--remove-orphans", "--wait", "--wait-timeout", str(wait_timeout)],
-               cwd, timeout=wait_timeout + 120)
+               cwd, timeout=wait_timeout + 120, env_file=env_file)
     detail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
     return proc.returncode == 0, detail
 
 
-def down(project: str, files: list[Path], cwd: Path) -> None:
-    run(project, files, ["down", "--remove-orphans", "-t", "5"], cwd, timeout=120)
+def down(project: str, files: list[Path], cwd: Path, env_file: Path | None = None) -> None:
+    run(project, files, ["down", "--remove-orphans", "-t", "5"], cwd, timeout=120, env_file=env_file)
 
 
-def ps(project: str, files: list[Path], cwd: Path) -> list[dict[str, Any]]:
-    proc = run(project, files, ["ps", "--all", "--format", "json"], cwd, timeout=60)
+def ps(project: str, files: list[Path], cwd: Path, env_file: Path | None = None) -> list[dict[str, Any]]:
+    proc = run(project, files, ["ps", "--all", "--format", "json"], cwd, timeout=60, env_file=env_file)
     if proc.returncode != 0:
         raise EnvironmentProblem(f"docker compose ps failed: {proc.stderr.strip()[-200:]}")
     out = proc.stdout.strip()

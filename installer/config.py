@@ -1,0 +1,104 @@
+"""Site configuration on the customer host, kept across upgrades:
+
+    config/site.json            non-secret values: {"NAME": "value"}
+    secrets/            (0700)  apart from every other piece of state
+      values.json       (0600)  secret values, set only from standard input
+      env/<release>.env (0600)  what Compose interpolates for one release (never in releases/)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import yaml
+
+from bundler.errors import SpecError
+from bundler.oci.layout import write_atomic
+from bundler.settings import Resolved
+
+from .state import Root
+
+
+def _read(path: Path) -> dict[str, str]:
+    try:
+        return {str(k): str(v) for k, v in json.loads(path.read_text()).items()}
+    except FileNotFoundError:
+        return {}
+    except ValueError:
+        raise SpecError(f"{path} is damaged; fix or remove it") from None
+
+
+class SiteConfig:
+    def __init__(self, root: Root) -> None:
+        self.root = root
+        self.site_file = root.path / "config" / "site.json"
+        self.secrets_dir = root.path / "secrets"
+        self.secrets_file = self.secrets_dir / "values.json"
+
+    def site(self) -> dict[str, str]:
+        return _read(self.site_file)
+
+    def secrets(self) -> dict[str, str]:
+        return _read(self.secrets_file)
+
+    def set(self, values: dict[str, str]) -> None:
+        write_atomic(self.site_file, json.dumps({**self.site(), **values}, indent=1, sort_keys=True).encode())
+
+    def unset(self, name: str) -> bool:
+        site, secrets = self.site(), self.secrets()
+        if name in site:
+            del site[name]
+            write_atomic(self.site_file, json.dumps(site, indent=1, sort_keys=True).encode())
+            return True
+        if name in secrets:
+            del secrets[name]
+            self._write_secrets(secrets)
+            return True
+        return False
+
+    def set_secret(self, name: str, value: str) -> None:
+        self._write_secrets({**self.secrets(), name: value})
+
+    def _write_secrets(self, secrets: dict[str, str]) -> None:
+        self.secrets_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.chmod(self.secrets_dir, 0o700)
+        write_atomic(self.secrets_file, json.dumps(secrets, sort_keys=True).encode(), mode=0o600)
+
+    def env_file(self, release_id: str, resolved: Resolved) -> Path:
+        """The values Compose interpolates for one release, readable only by its owner."""
+        (self.secrets_dir / "env").mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.chmod(self.secrets_dir, 0o700)
+        for value in resolved.values.values():
+            if "\n" in value:
+                raise SpecError("setting values cannot contain line breaks")
+        path = self.secrets_dir / "env" / f"{release_id}.env"
+        write_atomic(path, "".join(f"{k}={v}\n" for k, v in sorted(resolved.values.items())).encode(), mode=0o600)
+        return path
+
+
+def parse_assignments(items: list[str] | tuple[str, ...], what: str) -> dict[str, str]:
+    out = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise SpecError(f"{what} {item!r}: write NAME=VALUE")
+        out[name] = value
+    return out
+
+
+def read_import(path: Path) -> dict[str, str]:
+    """A YAML/JSON mapping, or NAME=VALUE lines (# comments allowed)."""
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise SpecError(f"cannot read {path}: {exc.strerror}") from None
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError:
+        doc = None
+    if isinstance(doc, dict):
+        return {str(k): ("true" if v is True else "false" if v is False else str(v)) for k, v in doc.items()}
+    lines = [line.strip() for line in text.splitlines() if line.strip() and not line.strip().startswith("#")]
+    return parse_assignments(lines, f"{path}:")
