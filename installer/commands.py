@@ -21,6 +21,7 @@ from signing.keys import load_verify_key
 from . import releases
 from .config import SiteConfig, parse_assignments, read_import
 from .diagnostics.cli import diagnostics
+from .diagnostics.redact import is_secret_name
 from .install import InstallOptions, Outcome, apply_config, install, rollback
 from .state import Root
 from .targets import for_release
@@ -263,9 +264,10 @@ def config_set(ctx: click.Context, assignments: tuple[str, ...]) -> None:
     root = _root(ctx)
     root.init()
     values = parse_assignments(assignments, "config set")
-    secret = {s.name for s in _declared(root) if s.secret}
+    declared = {s.name: s.secret for s in _declared(root)}
     for name in values:
-        if name in secret:
+        # Before anything declares it, a name that looks secret is treated as secret.
+        if declared.get(name, is_secret_name(name)):
             raise SpecError(f"{name} is secret: use satchel config set-secret {name} (reads standard input)")
     SiteConfig(root).set(values)
     click.echo(f"set {', '.join(sorted(values))}; run satchel config apply to use them now")
@@ -310,12 +312,13 @@ def config_show(ctx: click.Context, as_json: bool) -> None:
     """Effective values for the current release and the layer each comes from."""
     root = _root(ctx)
     settings = _declared(root)
-    site = SiteConfig(root)
-    secrets = site.secrets()
+    config = SiteConfig(root)
+    site, secrets = config.site(), config.secrets()
     rows = []
     for s in settings:
         try:
-            resolved = resolve([s], site.site(), {}, secrets)
+            mine = {k: v for k, v in site.items() if k == s.name}
+            resolved = resolve([s], mine, {}, {k: v for k, v in secrets.items() if k == s.name})
             value, layer = resolved.values.get(s.name), resolved.layers.get(s.name, "unset")
         except SpecError:
             value, layer = None, "unset (required!)" if s.required else "invalid"

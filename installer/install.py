@@ -104,7 +104,7 @@ class StagingSink:
 
     def promote(self) -> None:
         """Move every verified blob into the store (same filesystem: rename)."""
-        self.store.blobs.mkdir(parents=True, exist_ok=True)
+        Layout.create(self.store.root)
         for member in self.staged:
             os.replace(self.dir / member.sha256, self.store.blobs / member.sha256)
         fsync_dir(self.store.blobs)

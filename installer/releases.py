@@ -122,8 +122,8 @@ def retain(root: Root, keep: int) -> list[str]:
         with contextlib.suppress(FileNotFoundError, ValueError):
             needed |= set(load(root, version).manifest().all_blobs)
     store = root.store
-    for blob in store.blobs.iterdir():
-        if not blob.name.startswith(".") and f"sha256:{blob.name}" not in needed:
+    for blob in store.blobs.glob("[!.]*"):
+        if f"sha256:{blob.name}" not in needed:
             blob.unlink()
     fsync_dir(store.blobs)
     return removed

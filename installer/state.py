@@ -41,7 +41,8 @@ class Root:
 
     @property
     def store(self) -> Layout:
-        return Layout.create(self.path / "store")
+        """The content store; created on disk only when verified blobs are first promoted."""
+        return Layout(self.path / "store")
 
     @property
     def releases(self) -> Path:

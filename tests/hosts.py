@@ -59,9 +59,10 @@ class Host:
         self.env = {**os.environ, "SATCHEL_ROOT": str(root), "SATCHEL_REGISTRY_PORT": str(free_port())}
         self.key = keys["vendor.pub"]
 
-    def run(self, *args: str | Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    def run(self, *args: str | Path, env: dict[str, str] | None = None,
+            input: str | None = None) -> subprocess.CompletedProcess[str]:
         return subprocess.run([sys.executable, "-c", RUN, *map(str, args)], capture_output=True, text=True,
-                              env={**self.env, **(env or {})}, timeout=600)
+                              env={**self.env, **(env or {})}, timeout=600, input=input)
 
     def install(self, bundle: Path, *extra: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
         return self.run("install", bundle, "--key", self.key, "--project", self.project, "--timeout", "20",

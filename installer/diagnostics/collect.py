@@ -4,6 +4,7 @@ matters most). Nothing here redacts: the archive writer does, for every file."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -23,6 +24,7 @@ from bundler.tools import docker
 from signing.keys import load_verify_key
 
 from .. import releases
+from ..config import SiteConfig
 from ..state import Root
 from ..targets import kube
 from .redact import HIDDEN, Redactor, is_secret_name
@@ -72,6 +74,8 @@ def satchel_state(root: Root, since: datetime | None) -> Callable[[Collection], 
             except (OSError, ValueError) as exc:
                 state["state_errors"].append(f"release {rel.name} is unreadable: {exc}")
         state["trusted_keys"] = [load_verify_key(p).keyid for p in sorted(root.trust.glob("*.pub"))]
+        for report in sorted((root.path / "reports").glob("*.txt")):
+            c.files[f"satchel/reports/{report.name}"] = report.read_text(errors="replace")
         for log in sorted((root.path / "logs").glob("*.log")):
             if since is None or datetime.fromtimestamp(log.stat().st_mtime, UTC) >= since:
                 c.files[f"satchel/logs/{log.name}"] = log.read_text(errors="replace")
@@ -142,7 +146,8 @@ def docker_facts(root: Root, since: datetime | None) -> Callable[[Collection], N
         if release is None or release.info.get("target") == "helm":
             c.facts.setdefault("containers", [])
             return
-        marked = set(release.manifest().secrets)
+        manifest = release.manifest()
+        marked = set(manifest.secrets) | {s.name for s in manifest.settings if s.secret}
         containers = []
         for item in docker.project_containers(release.project, int(since.timestamp()) if since else None):
             attrs = item["inspect"]
@@ -257,6 +262,9 @@ def _is_json(line: str) -> bool:
 
 def collect_all(root: Root, since: timedelta | None, redact: list[str]) -> Collection:
     c = Collection(redactor=Redactor(redact))
+    with contextlib.suppress(Exception):   # a damaged secret store must not stop the collection
+        for value in SiteConfig(root).secrets().values():
+            c.redactor.add_literal(value)
     cutoff = datetime.now(UTC) - since if since else None
     c.facts["collected_at"] = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     for name, collector in (("satchel", satchel_state(root, cutoff)), ("store", store_check(root)),

@@ -1,0 +1,155 @@
+"""Site configuration and secrets end to end, with real Docker Compose: layers, validation
+before any change, a configuration change as a release (rolled back on a failed health
+check with the old values), and a planted secret that appears nowhere it should not."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.hosts import Host, make_bundle
+
+SECRET = "planted-config-secret-8642"
+SETTINGS = """settings:
+  - {name: GREETING, default: hello, description: what the page says}
+  - {name: MODE, default: normal}
+  - {name: PORT, type: port, default: 8080}
+  - {name: DB_PASSWORD, secret: true, required: true, description: database password}
+  - {name: LICENSE, required: true, description: the licence key from the vendor}
+"""
+ENV = ("    environment:\n      GREETING: ${GREETING}\n      MODE: ${MODE}\n      LICENSE: ${LICENSE}\n"
+       "      DB_PASSWORD: ${DB_PASSWORD}\n")
+COMMAND = ('["/bin/busybox", "sh", "-c", "echo greeting $$GREETING password $$DB_PASSWORD; '
+           'exec /bin/busybox httpd -f -p ${PORT} -h /www"]')
+HEALTH = '["CMD", "/bin/busybox", "sh", "-c", "test \\"$$MODE\\" != broken"]'
+
+
+@pytest.fixture(scope="module")
+def bundles(tmp_path_factory, keys) -> dict[str, Path]:
+    base = tmp_path_factory.mktemp("config-bundles")
+    return {v: make_bundle(base / v, v, keys, healthcheck=HEALTH, web_extra=ENV, web_command=COMMAND,
+                           spec_extra=SETTINGS) for v in ("1.0.0", "1.1.0", "1.2.0")}
+
+
+class Recorder:
+    """Every command's output, and every docker compose argument list, for the secret search."""
+
+    def __init__(self, host: Host, tmp: Path) -> None:
+        self.host, self.outputs = host, []
+        self.argv_log = tmp / "compose-argv.log"
+        wrapper = tmp / "compose-wrapper.sh"
+        from installer.tools.compose import binary
+
+        wrapper.write_text(f'#!/bin/sh\nprintf "%s\\n" "$*" >> {self.argv_log}\nexec {" ".join(binary())} "$@"\n')
+        wrapper.chmod(0o755)
+        host.env["SATCHEL_COMPOSE"] = str(wrapper)
+
+    def __call__(self, *args, **kwargs) -> subprocess.CompletedProcess[str]:
+        res = self.host.run(*args, **kwargs)
+        self.outputs.append(res.stdout + res.stderr)
+        return res
+
+
+@pytest.fixture
+def host(tmp_path, keys):
+    h = Host(tmp_path / "root", keys)
+    yield h
+    h.cleanup()
+
+
+def env_of(host: Host) -> dict[str, str]:
+    return dict(e.split("=", 1) for e in host.containers()["web"]["Config"]["Env"])
+
+
+def test_layers_survive_upgrades_overrides_last_one_install(host, bundles, tmp_path):
+    run = Recorder(host, tmp_path)
+    assert run("config", "set-secret", "DB_PASSWORD", input=SECRET + "\n").returncode == 0
+    assert run("config", "set", "LICENSE=L-1").returncode == 0
+    res = host.install(bundles["1.0.0"])
+    assert res.returncode == 0, res.stderr
+    env = env_of(host)
+    assert (env["GREETING"], env["MODE"], env["LICENSE"], env["DB_PASSWORD"]) == ("hello", "normal", "L-1", SECRET)
+    assert run("config", "set", "GREETING=hi").returncode == 0
+    assert host.install(bundles["1.1.0"]).returncode == 0
+    assert env_of(host)["GREETING"] == "hi"                      # site value kept across the upgrade
+    res = host.install(bundles["1.2.0"], "--set", "GREETING=just-this-once")
+    assert res.returncode == 0, res.stderr
+    assert env_of(host)["GREETING"] == "just-this-once"
+    res = run("config", "apply")
+    assert res.returncode == 0, res.stderr
+    assert env_of(host)["GREETING"] == "hi" and host.state.current() == "1.2.0+config.1"
+    shown = {r["name"]: r for r in json.loads(run("config", "show", "--json").stdout)}
+    assert shown["GREETING"]["value"] == "hi" and shown["GREETING"]["layer"] == "site configuration"
+    assert shown["MODE"]["layer"] == "vendor default"
+    assert shown["DB_PASSWORD"]["value"] == "set" and shown["DB_PASSWORD"]["layer"] == "secret store"
+
+
+@pytest.mark.parametrize("setup,message", [
+    ([], "required setting DB_PASSWORD has no value"),
+    ([("config", "set-secret", "DB_PASSWORD")], "required setting LICENSE has no value in any layer (the licence key"),
+    ([("config", "set-secret", "DB_PASSWORD"), ("config", "set", "LICENSE=x", "PORT=http")],
+     "setting PORT from the site configuration is 'http', but must be a port number"),
+    ([("config", "set-secret", "DB_PASSWORD"), ("config", "set", "LICENSE=x", "BOGUS=1")],
+     "setting BOGUS from the site configuration is not declared by this bundle"),
+])
+def test_bad_configuration_is_refused_before_any_change(host, bundles, setup, message):
+    for cmd in setup:
+        assert host.run(*cmd, input="s3cr3t-value\n").returncode == 0
+    before = host.snapshot()
+    res = host.install(bundles["1.0.0"])
+    assert res.returncode == 2 and message in res.stderr, res.stderr
+    assert len([line for line in res.stderr.splitlines() if line.startswith("satchel: error:")]) == 1
+    assert host.snapshot() == before and host.state.current() is None
+
+
+def test_secret_on_the_command_line_is_refused(host, bundles):
+    host.run("config", "set", "LICENSE=x")
+    res = host.install(bundles["1.0.0"], "--set", f"DB_PASSWORD={SECRET}")
+    assert res.returncode == 2 and "set-secret DB_PASSWORD" in res.stderr and SECRET not in res.stderr
+    assert host.run("config", "set", f"DB_PASSWORD={SECRET}").returncode == 2
+
+
+def test_broken_config_change_is_rolled_back_with_the_old_values(host, bundles, tmp_path):
+    run = Recorder(host, tmp_path)
+    run("config", "set-secret", "DB_PASSWORD", input=SECRET)
+    run("config", "set", "LICENSE=L-1")
+    assert host.install(bundles["1.0.0"]).returncode == 0
+    run("config", "set", "MODE=broken", "GREETING=new")
+    res = run("config", "apply", "--timeout", "15")
+    assert res.returncode == 5, res.stderr
+    assert host.state.current() == "1.0.0"
+    env = env_of(host)
+    assert env["MODE"] == "normal" and env["GREETING"] == "hello"   # the old values run again
+    assert "rollback report" in res.stderr and "MODE: normal -> broken" in res.stderr
+    assert "service web" in res.stderr and "password ***HIDDEN***" in res.stderr
+    reports = list((host.root / "reports").glob("*.txt"))
+    assert len(reports) == 1 and "MODE: normal -> broken" in reports[0].read_text()
+    # rollback restores values too: 1.0.0 -> (manual) back to it after a good apply
+    run("config", "set", "MODE=normal")
+    assert run("config", "apply").returncode == 0 and env_of(host)["GREETING"] == "new"
+    assert run("rollback").returncode == 0 and env_of(host)["GREETING"] == "hello"
+
+    # The planted secret: nowhere under the root but its store, in no argv, no output, no archive.
+    archive = tmp_path / "diag.tar.zst"
+    assert run("diagnostics", "-o", archive).returncode == 0
+    from tests.test_diagnostics import unpack
+
+    assert SECRET.encode() not in b"".join(unpack(archive).values())
+    assert SECRET.encode() not in archive.read_bytes()
+    secrets_dir = host.root / "secrets"
+    for path in host.root.rglob("*"):
+        if path.is_file() and secrets_dir not in path.parents:
+            assert SECRET.encode() not in path.read_bytes(), path
+    assert stat.S_IMODE(secrets_dir.stat().st_mode) == 0o700
+    for path in secrets_dir.rglob("*"):
+        if path.is_file():
+            assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+    assert SECRET in (secrets_dir / "values.json").read_text()
+    assert run.argv_log.exists() and SECRET not in run.argv_log.read_text()
+    assert all(SECRET not in out for out in run.outputs)
+    assert SECRET not in "".join(os.environ.values())
