@@ -126,6 +126,11 @@ def inspect(bundle: Path, as_json: bool) -> None:
     for kind in ("compose", "files"):
         for f in info[kind]:
             click.echo(f"{kind:<11} {f['path']}  {human(f['size'])}")
+    for s in info["settings"]:
+        need = "required" if s["required"] and "default" not in s else f"default {s['default']!r}" \
+            if "default" in s else "optional"
+        click.echo(f"setting     {s['name']} ({s['type']}{', secret' if s['secret'] else ''}, {need})"
+                   + (f": {s['description']}" if s["description"] else ""))
     for part in info["parts"]:
         click.echo(f"part        {part['file']}  {human(part['size'])}")
     if info["delta"]:

@@ -128,6 +128,7 @@ def describe(path: Path) -> dict[str, Any]:
         "dedupedSize": manifest.unpacked_size,
         "compressedSize": parts.size if parts else path.stat().st_size,
         "parts": [{"file": p.file, "size": p.size} for p in parts.parts] if parts else [],
+        "settings": [s.to_json() for s in manifest.settings],
         "delta": {"blobs": len(manifest.external), "size": sum(s for _, s in manifest.external),
                   "base": [{"name": n, "version": v} for n, v in manifest.delta_base]} if manifest.external else None,
     }

@@ -153,3 +153,12 @@ def test_broken_config_change_is_rolled_back_with_the_old_values(host, bundles, 
     assert run.argv_log.exists() and SECRET not in run.argv_log.read_text()
     assert all(SECRET not in out for out in run.outputs)
     assert SECRET not in "".join(os.environ.values())
+
+
+def test_inspect_shows_the_settings_a_release_needs(bundles, cli):
+    res = cli("inspect", bundles["1.0.0"])
+    assert "setting     LICENSE (string, required): the licence key from the vendor" in res.out
+    assert "setting     DB_PASSWORD (string, secret, required)" in res.out
+    assert "setting     PORT (port, default '8080')" in res.out
+    settings = {s["name"]: s for s in cli("inspect", bundles["1.0.0"], "--json").json()["settings"]}
+    assert settings["LICENSE"]["required"] and settings["DB_PASSWORD"]["secret"]
