@@ -108,6 +108,16 @@ def engine_image(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture
+def host(tmp_path, keys):
+    """A customer host: its own state root, managed registry port and Compose project."""
+    from tests.hosts import Host
+
+    h = Host(tmp_path / "root", keys)
+    yield h
+    h.cleanup()
+
+
+@pytest.fixture
 def write_spec(tmp_path: Path) -> Callable[..., Path]:
     def write(doc: dict, name: str = "satchel.yaml") -> Path:
         path = tmp_path / name

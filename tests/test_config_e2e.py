@@ -55,13 +55,6 @@ class Recorder:
         return res
 
 
-@pytest.fixture
-def host(tmp_path, keys):
-    h = Host(tmp_path / "root", keys)
-    yield h
-    h.cleanup()
-
-
 def env_of(host: Host) -> dict[str, str]:
     return dict(e.split("=", 1) for e in host.containers()["web"]["Config"]["Env"])
 

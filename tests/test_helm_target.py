@@ -61,13 +61,6 @@ def shop_bundle(tmp_path_factory, keys, test_images) -> Path:
     return out
 
 
-@pytest.fixture
-def host(tmp_path, keys):
-    h = Host(tmp_path / "root", keys)
-    yield h
-    h.cleanup()
-
-
 def images_in(rendered: str) -> list[str]:
     found = []
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests import tamper
-from tests.hosts import BROKEN, Host, make_bundle
+from tests.hosts import BROKEN, make_bundle
 from tests.infra import docker
 
 
@@ -19,13 +19,6 @@ def bundles(tmp_path_factory, keys) -> dict[str, Path]:
     out = {v: make_bundle(base / v, v, keys) for v in ("1.0.0", "1.1.0", "1.3.0", "1.4.0")}
     out["1.2.0"] = make_bundle(base / "1.2.0", "1.2.0", keys, healthcheck=BROKEN)
     return out
-
-
-@pytest.fixture
-def host(tmp_path, keys):
-    h = Host(tmp_path / "root", keys)
-    yield h
-    h.cleanup()
 
 
 def manifest_of(bundle: Path) -> dict:
