@@ -45,7 +45,7 @@ def test_install_upgrade_auto_restore_and_manual_rollback(host, bundles):
     assert "1.2.0 failed its health check" in res.stderr and "1.1.0 was restored" in res.stderr
     assert host.state.current() == "1.1.0" and host.served_version() == "hello 1.1.0"
     events = [(e["event"], e.get("version")) for e in host.state.history()]
-    assert events[-2:] == [("failed", "1.2.0"), ("rolled-back", "1.1.0")]
+    assert events[-3:] == [("failed", "1.2.0"), ("report", "1.2.0"), ("rolled-back", "1.1.0")]
 
     res = host.run("rollback")
     assert res.returncode == 0, res.stderr

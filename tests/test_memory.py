@@ -17,14 +17,17 @@ import pytest
 from tests.images import BUSYBOX
 
 RUN = "import sys; from installer.cli import main; sys.exit(main(sys.argv[1:]))"
+# A child spawned straight from pytest (vfork) would report pytest's own high-water mark;
+# a small launcher that forks gives the measured process a fresh address space.
+LAUNCH = ("import os, sys\npid = os.fork()\nif pid == 0:\n    os.execv(sys.argv[1], sys.argv[1:])\n"
+          "_, status, usage = os.wait4(pid, 0)\nprint(usage.ru_maxrss)\nsys.exit(os.waitstatus_to_exitcode(status))")
 
 
 def peak_rss_mib(*args: str | Path) -> float:
-    proc = subprocess.Popen([sys.executable, "-c", RUN, *map(str, args)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0, proc.stderr.read().decode() if proc.stderr else ""
-    return usage.ru_maxrss / 1024
+    proc = subprocess.run([sys.executable, "-c", LAUNCH, sys.executable, "-c", RUN, *map(str, args)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    return int(proc.stdout.split()[-1]) / 1024
 
 
 def project(root: Path, payload_mib: int) -> Path:
