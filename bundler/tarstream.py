@@ -23,11 +23,6 @@ def padding(size: int) -> int:
     return -size % BLOCK
 
 
-def stream_size(sizes: list[int]) -> int:
-    """Bytes of a tar stream holding members of these sizes, end blocks included."""
-    return sum(BLOCK + s + padding(s) for s in sizes) + len(END)
-
-
 def _size_field(size: int) -> bytes:
     if size < _OCTAL_MAX:
         return b"%011o\0" % size

@@ -79,9 +79,6 @@ class BundleInput:
             raise
 
 
-open_bundle = BundleInput
-
-
 def verify_file(path: Path, keys: Sequence[VerifyKey], *, now: datetime | None = None,
                 sink: Sink | None = None, limits: Limits = DEFAULT_LIMITS,
                 progress: Callable[[int], None] | None = None) -> Verified:

@@ -137,7 +137,7 @@ def status_cmd(ctx: click.Context, as_json: bool) -> None:
     root = _root(ctx)
     current = root.current()
     info: dict[str, Any] = {"root": str(root.path), "current": current,
-                            "releases": releases.installed_versions(root) if root.releases.is_dir() else [],
+                            "releases": releases.installed_versions(root),
                             "pending": root.journal(), "services": []}
     if current and releases.exists(root, current):
         release = releases.load(root, current)

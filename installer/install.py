@@ -26,7 +26,7 @@ from bundler.oci.registry import Endpoint, RegistryClient
 from bundler.progress import QUIET, Reporter
 from bundler.settings import Resolved, resolve
 from bundler.tools import docker
-from bundler.verify import authorizer, open_bundle
+from bundler.verify import BundleInput, authorizer
 from signing import trust
 from signing.keys import VerifyKey
 
@@ -271,7 +271,7 @@ def install(root: Root, bundle: Path, opts: InstallOptions, reporter: Reporter =
         staging = Path(tempfile.mkdtemp(dir=root.staging, prefix="bundle-"))
         sink = StagingSink(root.store, staging)
         try:
-            with open_bundle(bundle, keys) as source, reporter.bar(source.size, "verifying") as tick:
+            with BundleInput(bundle, keys) as source, reporter.bar(source.size, "verifying") as tick:
                 manifest = source.read(authorize, sink, progress=tick)
             faults.point("after-verify")
             sink.promote()
