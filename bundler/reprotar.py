@@ -20,9 +20,9 @@ def _walk(root: Path) -> Iterator[Path]:
             yield base / name
 
 
-def write_tree(root: Path, out: BinaryIO, mtime: int, prefix: str = "") -> None:
+def write_tree(root: Path, out: BinaryIO, mtime: int, prefix: str = "", fmt: int = tarfile.PAX_FORMAT) -> None:
     """Write the tree under root (not root itself) to out, names prefixed with `prefix`."""
-    with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
+    with tarfile.open(fileobj=out, mode="w", format=fmt) as tar:
         for path in _walk(root):
             info = tar.gettarinfo(str(path), arcname=prefix + path.relative_to(root).as_posix())
             if not (info.isfile() or info.isdir() or info.issym()):

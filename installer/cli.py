@@ -4,6 +4,7 @@ become exit codes."""
 from __future__ import annotations
 
 import errno
+import platform
 import sys
 import traceback
 
@@ -12,6 +13,7 @@ import click
 from bundler import __version__
 from bundler.cli import COMMANDS as VENDOR_COMMANDS
 from bundler.errors import BundleError, EnvironmentProblem, SpecError
+from bundler.kit import runtime
 from signing.errors import KeyFileError, TrustError
 
 from .commands import COMMANDS as CUSTOMER_COMMANDS
@@ -25,8 +27,23 @@ EXIT_CODES: list[tuple[type[BaseException], int]] = [
 ]
 
 
+def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if not value or ctx.resilient_parsing:
+        return
+    kit = runtime.meta()
+    click.echo(f"satchel {__version__}")
+    if kit:
+        click.echo(f"  kit {kit['platform']} ({runtime.kit_file()}), needs glibc >= {kit['glibc']}")
+        click.echo("  carries " + ", ".join(f"{name} {v}" for name, v in kit["components"].items() if v))
+    else:
+        click.echo(f"  python {platform.python_version()} environment, not the kit: Docker Compose, the "
+                   "registry and helm come from this host")
+    ctx.exit()
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="satchel")
+@click.option("--version", is_flag=True, expose_value=False, is_eager=True, callback=_print_version,
+              help="Satchel's version and the versions of what the kit carries.")
 @click.option("--debug", is_flag=True, help="Show tracebacks.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress output.")
 @click.option("--root", type=click.Path(file_okay=False), envvar="SATCHEL_ROOT", default=None,

@@ -265,6 +265,8 @@ def install(root: Root, bundle: Path, opts: InstallOptions, reporter: Reporter =
             resolved.append(resolve_settings(root, manifest, opts))
             _check_delta_base(root, manifest)
             _check_space(root, manifest)
+            if opts.registry is None:
+                ManagedRegistry(root.registry_dir).check_port()
             head.update(manifest=manifest_bytes, signatures=signatures)
             return manifest
 

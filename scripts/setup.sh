@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Everything Satchel's demo and tests need on a fresh Debian host, installed only if
-# missing: Docker engine, CNCF Distribution registry, skopeo, zstd, busybox-static,
-# a Python virtualenv with Satchel and its test tools, helm, and a running dockerd.
+# Everything Satchel's demo, kit build and tests need on a fresh Debian host, installed only
+# if missing: Docker engine, CNCF Distribution registry, skopeo, zstd, busybox-static, gcc
+# and libzstd-dev (the kit's launcher), a Python virtualenv with Satchel, its test tools and
+# PyInstaller, helm, and a running dockerd.
 # Works as root or through sudo. Safe to run again.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -10,9 +11,11 @@ SUDO=""
 
 need_apt=()
 for pair in dockerd:docker.io docker-registry:docker-registry skopeo:skopeo zstd:zstd \
-            busybox:busybox-static curl:curl; do
+            busybox:busybox-static curl:curl gcc:gcc; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || need_apt+=("${pair#*:}")
 done
+# The kit's launcher links zstd statically.
+[ -f /usr/include/zstd.h ] && ls /usr/lib/*/libzstd.a >/dev/null 2>&1 || need_apt+=(libzstd-dev)
 python3 -c 'import venv, ensurepip' 2>/dev/null || need_apt+=(python3-venv)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "setup: installing ${need_apt[*]}" >&2

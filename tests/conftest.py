@@ -1,10 +1,12 @@
 from __future__ import annotations
 
 import json
+import os
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 import yaml
@@ -12,6 +14,9 @@ import yaml
 from installer.cli import main
 from tests import images
 from tests.infra import Registry, docker, docker_available
+
+if TYPE_CHECKING:
+    from tests.kitbox import KitBox
 
 # Hostile bundles refused, by promise (filled by tests/test_hostile.py, printed at the end).
 HOSTILE_COUNTS: Counter[str] = Counter()
@@ -107,12 +112,33 @@ def engine_image(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     docker("rmi", "-f", ref)
 
 
+@pytest.fixture(scope="session")
+def kit(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The customer kit, built once per run by scripts/build-kit.sh."""
+    from tests.kitbox import build_kit
+
+    base = tmp_path_factory.mktemp("kit")
+    return build_kit(base / "dist", base / "work")
+
+
+@pytest.fixture(scope="session")
+def kit_box(kit: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[KitBox]:
+    """A bare container (busybox + glibc) that runs the kit, shared by the kit's tests."""
+    from tests.kitbox import KitBox
+
+    box = KitBox.start(kit, tmp_path_factory.getbasetemp(), f"satchel-test-kitbox-{os.getpid()}")
+    yield box
+    box.stop()
+
+
 @pytest.fixture
-def host(tmp_path, keys):
-    """A customer host: its own state root, managed registry port and Compose project."""
+def host(request: pytest.FixtureRequest, tmp_path, keys):
+    """A customer host: its own state root, managed registry port and Compose project.
+    Parametrized indirectly with "kit", Satchel runs through the kit in a bare container."""
     from tests.hosts import Host
 
-    h = Host(tmp_path / "root", keys)
+    box = request.getfixturevalue("kit_box") if getattr(request, "param", "venv") == "kit" else None
+    h = Host(tmp_path / "root", keys, box)
     yield h
     h.cleanup()
 

@@ -17,6 +17,7 @@ from installer.state import Root
 from signing.keys import load_signing_key
 from tests.images import BUSYBOX
 from tests.infra import docker, docker_available, free_port
+from tests.kitbox import KitBox
 
 RUN = "import sys; from installer.cli import main; sys.exit(main(sys.argv[1:]))"
 HEALTHY = '["CMD", "/bin/busybox", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:8080/"]'
@@ -52,15 +53,19 @@ def make_bundle(d: Path, version: str, keys, healthcheck: str = HEALTHY, web_ext
 class Host:
     """One customer host: a state root, its managed registry port and a Compose project."""
 
-    def __init__(self, root: Path, keys) -> None:
+    def __init__(self, root: Path, keys, box: KitBox | None = None) -> None:
         docker_available()
-        self.root = root
+        self.root, self.box = root, box
         self.project = f"satchel-test-{os.getpid()}-{root.name[-12:]}".lower().replace("_", "-")
         self.env = {**os.environ, "SATCHEL_ROOT": str(root), "SATCHEL_REGISTRY_PORT": str(free_port())}
         self.key = keys["vendor.pub"]
 
     def run(self, *args: str | Path, env: dict[str, str] | None = None,
             input: str | None = None) -> subprocess.CompletedProcess[str]:
+        if self.box:
+            passed = {k: v for k, v in {**self.env, **(env or {})}.items()
+                      if k.startswith("SATCHEL_") or k == "DOCKER_CONFIG"}
+            return self.box.run(list(map(str, args)), passed, input)
         return subprocess.run([sys.executable, "-c", RUN, *map(str, args)], capture_output=True, text=True,
                               env={**self.env, **(env or {})}, timeout=600, input=input)
 

@@ -45,7 +45,9 @@ class Recorder:
         wrapper = tmp / "compose-wrapper.sh"
         from installer.tools.compose import binary
 
-        wrapper.write_text(f'#!/bin/sh\nprintf "%s\\n" "$*" >> {self.argv_log}\nexec {" ".join(binary())} "$@"\n')
+        # In the kit's bare container, Compose is the one the kit carries (in its cache).
+        compose = " ".join(binary()) if host.box is None else "/var/cache/satchel/kit-*/tools/docker-compose"
+        wrapper.write_text(f'#!/bin/sh\nprintf "%s\\n" "$*" >> {self.argv_log}\nexec {compose} "$@"\n')
         wrapper.chmod(0o755)
         host.env["SATCHEL_COMPOSE"] = str(wrapper)
 
@@ -59,6 +61,7 @@ def env_of(host: Host) -> dict[str, str]:
     return dict(e.split("=", 1) for e in host.containers()["web"]["Config"]["Env"])
 
 
+@pytest.mark.parametrize("host", ["venv", "kit"], indirect=True)
 def test_layers_survive_upgrades_overrides_last_one_install(host, bundles, tmp_path):
     run = Recorder(host, tmp_path)
     assert run("config", "set-secret", "DB_PASSWORD", input=SECRET + "\n").returncode == 0
@@ -107,6 +110,7 @@ def test_secret_on_the_command_line_is_refused(host, bundles):
     assert host.run("config", "set", f"DB_PASSWORD={SECRET}").returncode == 2
 
 
+@pytest.mark.parametrize("host", ["venv", "kit"], indirect=True)
 def test_broken_config_change_is_rolled_back_with_the_old_values(host, bundles, tmp_path):
     run = Recorder(host, tmp_path)
     run("config", "set-secret", "DB_PASSWORD", input=SECRET)

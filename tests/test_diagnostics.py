@@ -48,8 +48,10 @@ def secret_bundles(tmp_path_factory, keys) -> dict[str, Path]:
 
 
 @pytest.fixture
-def installed(tmp_path, keys, secret_bundles):
-    h = Host(tmp_path / "root", keys)
+def installed(request, tmp_path, keys, secret_bundles):
+    """A host running 1.0.0; parametrized indirectly with "kit", through the kit."""
+    box = request.getfixturevalue("kit_box") if getattr(request, "param", "venv") == "kit" else None
+    h = Host(tmp_path / "root", keys, box)
     res = h.install(secret_bundles["1.0.0"])
     assert res.returncode == 0, res.stderr
     yield h
@@ -65,6 +67,7 @@ def findings(files: dict[str, bytes]) -> dict[str, tuple[str, str]]:
     return {f["check"]: (f["status"], f["message"]) for f in json.loads(files["analysis.json"])["findings"]}
 
 
+@pytest.mark.parametrize("installed", ["venv", "kit"], indirect=True)
 def test_archive_has_every_section_and_no_secret_anywhere(installed, tmp_path):
     out = tmp_path / "diag.tar.zst"
     res = installed.run("diagnostics", "-o", out, "--json")

@@ -25,6 +25,7 @@ def manifest_of(bundle: Path) -> dict:
     return json.loads(tamper.split(bundle.read_bytes())[0].data)
 
 
+@pytest.mark.parametrize("host", ["venv", "kit"], indirect=True)
 def test_install_upgrade_auto_restore_and_manual_rollback(host, bundles):
     res = host.install(bundles["1.0.0"])
     assert res.returncode == 0, res.stderr
@@ -59,6 +60,7 @@ def test_install_upgrade_auto_restore_and_manual_rollback(host, bundles):
     assert "result: rolled-back 1.0.0" in logs[3].read_text()
 
 
+@pytest.mark.parametrize("host", ["venv", "kit"], indirect=True)
 def test_downgrade_refused_unless_asked_and_reinstall_is_a_quick_noop(host, bundles):
     assert host.install(bundles["1.1.0"]).returncode == 0
     start = time.monotonic()
@@ -73,6 +75,7 @@ def test_downgrade_refused_unless_asked_and_reinstall_is_a_quick_noop(host, bund
     assert host.served_version() == "hello 1.0.0"
 
 
+@pytest.mark.parametrize("host", ["venv", "kit"], indirect=True)
 def test_tampered_bundle_changes_nothing(host, bundles, tmp_path):
     assert host.install(bundles["1.0.0"]).returncode == 0
     before = host.snapshot()
@@ -144,6 +147,7 @@ def test_retention_keeps_the_last_releases_and_their_blobs(host, bundles):
     assert host.run("rollback", "--to", "1.0.0").returncode == 2
 
 
+@pytest.mark.parametrize("host", ["venv", "kit"], indirect=True)
 def test_rollback_to_the_current_release_reapplies_it(host, bundles):
     assert host.install(bundles["1.0.0"]).returncode == 0
     for c in host.containers().values():

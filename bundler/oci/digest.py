@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from pathlib import Path
 from typing import BinaryIO, Protocol
 
 from ..errors import BundleError
@@ -55,3 +56,9 @@ def copy_hashed(src: BinaryIO, dst: Writable | None, limit: int | None = None) -
         if dst is not None:
             dst.write(chunk)
     return "sha256:" + h.hexdigest(), size
+
+
+def file_digest(path: Path) -> str:
+    """sha256:HEX of a file, read in chunks."""
+    with path.open("rb") as fh:
+        return copy_hashed(fh, None)[0]

@@ -66,3 +66,85 @@ def project_containers(project: str, log_since: int | None, log_lines: int = 500
         return out
     finally:
         client.close()
+
+
+def import_image(tag: str, rootfs: Path) -> None:
+    """`docker import` a root file system tar as `tag`, unless the engine already has it."""
+    from docker.errors import APIError, ImageNotFound
+
+    client = _client()
+    try:
+        try:
+            client.images.get(tag)
+            return
+        except ImageNotFound:
+            pass
+        repository, _, version = tag.rpartition(":")
+        client.api.import_image_from_file(str(rootfs), repository=repository, tag=version)
+    except APIError as exc:
+        raise EnvironmentProblem(f"docker import of {tag} failed: {exc.explanation or exc}") from None
+    finally:
+        client.close()
+
+
+def container_state(name: str) -> dict[str, Any] | None:
+    """`State` of the named container, or None when there is none."""
+    from docker.errors import NotFound
+
+    client = _client()
+    try:
+        return dict(client.api.inspect_container(name)["State"])
+    except NotFound:
+        return None
+    finally:
+        client.close()
+
+
+def run_service(name: str, image: str, command: list[str], mounts: dict[str, tuple[str, str]],
+                labels: dict[str, str]) -> None:
+    """Start a long-lived container on the host network that Docker restarts after a crash,
+    a daemon restart or a reboot. `mounts` maps host path -> (container path, mode)."""
+    from docker.errors import APIError
+
+    client = _client()
+    try:
+        client.containers.run(image, command[1:], entrypoint=command[:1], name=name, detach=True,
+                              network_mode="host", labels=labels, restart_policy={"Name": "always"},
+                              volumes={host: {"bind": path, "mode": mode} for host, (path, mode) in mounts.items()})
+    except APIError as exc:
+        raise EnvironmentProblem(f"cannot start container {name}: {exc.explanation or exc}") from None
+    finally:
+        client.close()
+
+
+def start_container(name: str) -> None:
+    from docker.errors import APIError
+
+    client = _client()
+    try:
+        client.api.start(name)
+    except APIError as exc:
+        raise EnvironmentProblem(f"cannot start container {name}: {exc.explanation or exc}") from None
+    finally:
+        client.close()
+
+
+def container_logs(name: str, lines: int = 5) -> str:
+    client = _client()
+    try:
+        return bytes(client.api.logs(name, tail=lines)).decode(errors="replace")
+    finally:
+        client.close()
+
+
+def remove_container(name: str) -> None:
+    """Stop and remove the named container; nothing happens when there is none."""
+    from docker.errors import NotFound
+
+    client = _client()
+    try:
+        client.api.remove_container(name, force=True)
+    except NotFound:
+        pass
+    finally:
+        client.close()

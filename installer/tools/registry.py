@@ -1,21 +1,31 @@
-"""The managed local registry: a CNCF Distribution binary, data under the state root,
-bound to 127.0.0.1, started detached so it outlives the command."""
+"""The managed local registry: CNCF Distribution in a container that Docker restarts after a
+crash, a daemon restart or a reboot, with no Satchel command involved. It listens on
+127.0.0.1 (host network) and keeps its data under the state root.
+
+Every response carries a header with this root's random registry id, so Satchel can tell
+its own registry from anything else on the port and never pushes into a stranger."""
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
-import shutil
+import secrets
 import signal
-import subprocess
+import tempfile
 import time
 from pathlib import Path
 
 import requests
 
 from bundler.errors import EnvironmentProblem
+from bundler.kit import registry_rootfs as rootfs
+from bundler.kit.runtime import tool
+from bundler.oci.layout import write_atomic
+from bundler.tools import docker
 
 DEFAULT_PORT = 5050
+ID_HEADER = "X-Satchel-Registry"
 
 
 class ManagedRegistry:
@@ -27,49 +37,106 @@ class ManagedRegistry:
         else:
             self.port = port or int(os.environ.get("SATCHEL_REGISTRY_PORT") or DEFAULT_PORT)
         self.host = f"127.0.0.1:{self.port}"
+        # One registry container per state root, named by the root's absolute path.
+        self.container = "satchel-registry-" + hashlib.sha256(str(directory.resolve()).encode()).hexdigest()[:12]
 
-    def _alive(self) -> bool:
+    def _identity(self) -> str | None:
         try:
-            return requests.get(f"http://{self.host}/v2/", timeout=2).status_code == 200
-        except requests.RequestException:
-            return False
-
-    def _pid(self) -> int | None:
-        try:
-            pid = int((self.dir / "pid").read_text())
-            os.kill(pid, 0)
-            return pid
-        except (FileNotFoundError, ValueError, ProcessLookupError, PermissionError):
+            return (self.dir / "id").read_text().strip() or None
+        except FileNotFoundError:
             return None
 
+    def probe(self) -> str:
+        """'ours', 'foreign' (something else answers on the port) or 'absent' (nothing does)."""
+        try:
+            resp = requests.get(f"http://{self.host}/v2/", timeout=3)
+        except requests.ConnectionError:
+            return "absent"
+        except requests.RequestException:
+            return "foreign"   # accepts connections but does not answer like a registry
+        identity = self._identity()
+        return "ours" if identity and resp.headers.get(ID_HEADER) == identity else "foreign"
+
+    def check_port(self) -> None:
+        """Refuse (exit 4) while the port is held by anything this root did not start. Read-only:
+        install calls it after the signature check, before any change."""
+        if (self.dir / "pid").exists():
+            return   # this root's registry from before the container (ensure_running replaces it)
+        if self.probe() == "foreign":
+            raise EnvironmentProblem(
+                f"port {self.port} on 127.0.0.1 is held by something Satchel did not start; stop it, or give "
+                f"Satchel's registry another port with SATCHEL_REGISTRY_PORT=PORT (nothing was changed)")
+
     def ensure_running(self) -> str:
-        if self._pid() and self._alive():
+        self._retire_process_registry()
+        self.check_port()
+        if self.probe() == "ours":
             return self.host
-        binary = shutil.which("docker-registry") or shutil.which("registry")
-        if not binary:
-            raise EnvironmentProblem("no registry binary (apt-get install docker-registry), and no --registry given")
-        self.dir.mkdir(parents=True, exist_ok=True)
-        (self.dir / "port").write_text(str(self.port))
-        config = self.dir / "config.yml"
-        config.write_text(
-            "version: 0.1\nlog:\n  level: warn\n  accesslog:\n    disabled: true\n"
-            f"storage:\n  filesystem:\n    rootdirectory: {self.dir / 'data'}\n  delete:\n    enabled: true\n"
-            f"http:\n  addr: {self.host}\n")
-        with (self.dir / "registry.log").open("ab") as log:
-            proc = subprocess.Popen([binary, "serve", str(config)], stdout=log, stderr=subprocess.STDOUT,
-                                    stdin=subprocess.DEVNULL, start_new_session=True)
-        (self.dir / "pid").write_text(str(proc.pid))
-        deadline = time.monotonic() + 15
-        while not self._alive():
-            if proc.poll() is not None or time.monotonic() > deadline:
-                tail = (self.dir / "registry.log").read_text(errors="replace").strip().splitlines()[-1:]
-                raise EnvironmentProblem(f"the local registry did not start on {self.host}: "
-                                         f"{tail[0] if tail else 'no output'}")
-            time.sleep(0.1)
+        state = docker.container_state(self.container)
+        if state is None:
+            self._create()
+        elif not state.get("Running"):
+            docker.start_container(self.container)
+        self._wait()
         return self.host
 
+    def _create(self) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        (self.dir / "data").mkdir(exist_ok=True)
+        write_atomic(self.dir / "port", str(self.port).encode())
+        identity = self._identity() or secrets.token_hex(16)
+        write_atomic(self.dir / "id", identity.encode(), mode=0o600)
+        write_atomic(self.dir / "config.yml", (
+            "version: 0.1\nlog:\n  level: warn\n  accesslog:\n    disabled: true\n"
+            f"storage:\n  filesystem:\n    rootdirectory: {rootfs.DATA_IN_IMAGE}\n  delete:\n    enabled: true\n"
+            f"http:\n  addr: {self.host}\n  headers:\n    {ID_HEADER}: [{identity}]\n").encode())
+        image = self._image()
+        docker.run_service(self.container, image, [rootfs.BINARY_IN_IMAGE, "serve", rootfs.CONFIG_IN_IMAGE],
+                           {str(self.dir.resolve() / "config.yml"): (rootfs.CONFIG_IN_IMAGE, "ro"),
+                            str(self.dir.resolve() / "data"): (rootfs.DATA_IN_IMAGE, "rw")},
+                           {"io.satchel.role": "registry", "io.satchel.root": str(self.dir.resolve().parent)})
+
+    @staticmethod
+    def _image() -> str:
+        """The registry image: from the kit's rootfs, or built from the host's registry package."""
+        carried = tool("registry-rootfs.tar")
+        if carried:
+            tag = rootfs.tag_for(carried)
+            docker.import_image(tag, carried)
+            return tag
+        binary = rootfs.host_binary()
+        with tempfile.TemporaryDirectory() as tmp:
+            built = Path(tmp) / "rootfs.tar"
+            with built.open("wb") as fh:
+                rootfs.write_rootfs(binary, rootfs.linked_files(binary), fh)
+            tag = rootfs.tag_for(built)
+            docker.import_image(tag, built)
+        return tag
+
+    def _wait(self, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while (seen := self.probe()) != "ours":
+            if seen == "foreign":
+                self.check_port()
+            if time.monotonic() > deadline:
+                tail = docker.container_logs(self.container).strip().splitlines()[-1:]
+                raise EnvironmentProblem(f"the local registry did not start on {self.host}: "
+                                         f"{tail[0] if tail else 'no output'} (docker logs {self.container})")
+            time.sleep(0.1)
+
+    def _retire_process_registry(self) -> None:
+        """Roots made before the registry ran in a container had a detached process: stop it
+        so that the container can take over its port and its data."""
+        pid_file = self.dir / "pid"
+        if not pid_file.exists():
+            return
+        with contextlib.suppress(ValueError, ProcessLookupError, PermissionError):
+            os.kill(int(pid_file.read_text()), signal.SIGTERM)
+            for _ in range(50):
+                os.kill(int(pid_file.read_text()), 0)
+                time.sleep(0.1)
+        pid_file.unlink()
+
     def stop(self) -> None:
-        pid = self._pid()
-        if pid:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGTERM)
+        """Remove the registry container (its data stays under the root)."""
+        docker.remove_container(self.container)
