@@ -21,7 +21,8 @@ from . import format as bundle_format
 from .charts import pack_chart
 from .delta import DeltaBase
 from .discover import chart_images, compose_images
-from .errors import EnvironmentProblem, SpecError
+from .errors import BundleError, EnvironmentProblem, SpecError
+from .kit import kitfile
 from .oci.layout import OCI_LAYOUT, REF_ANNOTATION, Layout, fsync_dir
 from .oci.model import OCI_INDEX, Descriptor, Platform
 from .oci.refs import Reference, is_loopback
@@ -142,6 +143,17 @@ def _file(spec: Spec, store: Layout, rel: str, what: str) -> bundle_format.File:
     return bundle_format.File(rel, desc.digest, desc.size)
 
 
+def _installer(spec: Spec, store: Layout) -> bundle_format.Installer:
+    """The kit file named by `installer:`; its version and platform from its own trailer."""
+    assert spec.installer is not None
+    try:
+        meta = kitfile.read_meta(spec.base / spec.installer)
+    except BundleError as exc:
+        raise SpecError(f"installer: {exc}") from None
+    kit = _file(spec, store, spec.installer, "installer kit")
+    return bundle_format.Installer(kit.path, kit.digest, kit.size, str(meta["version"]), str(meta["platform"]))
+
+
 def build(spec: Spec, output: Path, keys: Sequence[SigningKey], options: BuildOptions,
           reporter: Reporter = QUIET, now: datetime | None = None,
           base: DeltaBase | None = None) -> bundle_format.BundleManifest:
@@ -176,7 +188,10 @@ def build(spec: Spec, output: Path, keys: Sequence[SigningKey], options: BuildOp
         charts.append(bundle_format.Chart(packed.name, packed.version, packed.manifest.digest, rel, refs))
     compose = tuple(_file(spec, store, rel, "compose file") for rel in spec.compose)
     files = tuple(_file(spec, store, rel, "file") for rel in spec.files)
+    installer = _installer(spec, store) if spec.installer else None
     blobs.update({f.digest: f.size for f in (*compose, *files)})
+    if installer:
+        blobs[installer.digest] = installer.size
     index_bytes = _index_bytes(roots)
     external = sorted((d, s) for d, s in blobs.items() if base and base.blobs.get(d) == s)
     members = [bundle_format.Member.for_bytes("oci-layout", OCI_LAYOUT),
@@ -194,7 +209,7 @@ def build(spec: Spec, output: Path, keys: Sequence[SigningKey], options: BuildOp
         platforms=tuple(str(p) for p in spec.platforms), expires=_expires(spec.expires, created),
         secrets=spec.secrets, external=tuple(external), target=spec.target,
         trust_add=tuple(_endorsed(spec, p) for p in spec.trust_add), trust_revoke=spec.trust_revoke,
-        settings=spec.settings,
+        settings=spec.settings, installer=installer,
         delta_base=tuple(same_app or base.releases) if base and external else ())
     manifest_bytes = manifest.to_bytes()
     signatures = envelope.sign(manifest_bytes, keys)

@@ -164,6 +164,25 @@ def verify(ctx: click.Context, bundle: Path, keys: tuple[Path, ...], as_json: bo
                    f"{human(m.unpacked_size)} verified, signed by {signers}")
 
 
+@click.command("verify-kit")
+@click.argument("kit", type=click.Path(path_type=Path))
+@click.option("--key", "keys", multiple=True, required=True, type=click.Path(path_type=Path),
+              help="Vendor public key that must have signed SHA256SUMS.")
+@click.option("--sums", type=click.Path(path_type=Path), default=None,
+              help="The checksum file [default: SHA256SUMS next to KIT; its signature is SHA256SUMS.sig].")
+@click.option("--json", "as_json", is_flag=True)
+def verify_kit_cmd(kit: Path, keys: tuple[Path, ...], sums: Path | None, as_json: bool) -> None:
+    """Check a Satchel kit against the vendor's signed SHA256SUMS before running it."""
+    from .kit.verify import verify_kit
+
+    report = verify_kit(kit, [load_verify_key(k) for k in keys], sums)
+    if as_json:
+        emit_json(report)
+    else:
+        click.echo(f"{kit.name}: OK (satchel {report['version']} {report['platform']}, "
+                   f"SHA256SUMS signed by {report['signer'][:16]})")
+
+
 def _input_size(path: Path) -> int:
     """Bytes to read, for the progress bar (0 if unknown: no bar)."""
     index = find_index(path)
@@ -172,4 +191,4 @@ def _input_size(path: Path) -> int:
     return path.stat().st_size if path.is_file() else 0
 
 
-COMMANDS = [keygen, build_cmd, split_cmd, inspect, verify]
+COMMANDS = [keygen, build_cmd, split_cmd, inspect, verify, verify_kit_cmd]

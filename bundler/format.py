@@ -120,6 +120,17 @@ class File:
 
 
 @dataclass(frozen=True)
+class Installer:
+    """A Satchel kit the bundle carries; the customer's kit upgrades itself to it."""
+
+    path: str
+    digest: str
+    size: int
+    version: str
+    platform: str
+
+
+@dataclass(frozen=True)
 class BundleManifest:
     name: str
     version: str
@@ -140,6 +151,7 @@ class BundleManifest:
     trust_add: tuple[str, ...] = ()    # PEM public keys the signers endorse (key rotation)
     trust_revoke: tuple[str, ...] = ()  # key ids the signers revoke
     settings: tuple[Setting, ...] = ()  # what the customer configures (bundler.settings)
+    installer: Installer | None = None
     unpacked_size: int = field(default=-1)
 
     def __post_init__(self) -> None:
@@ -169,6 +181,10 @@ class BundleManifest:
             doc["target"] = self.target
         if self.settings:
             doc["settings"] = [s.to_json() for s in self.settings]
+        if self.installer:
+            i = self.installer
+            doc["installer"] = {**_file_json(File(i.path, i.digest, i.size)), "version": i.version,
+                                "platform": i.platform}
         if self.trust_add or self.trust_revoke:
             doc["keys"] = {"add": list(self.trust_add), "revoke": list(self.trust_revoke)}
         if self.external:
@@ -285,13 +301,19 @@ def _parse_external(objs: list[Any]) -> list[tuple[str, int]]:
     return out
 
 
+def _parse_installer(obj: Any) -> Installer:
+    f = _Fields(obj, "installer", ("path", "digest", "size", "version", "platform"))
+    return Installer(f.text("path", _RELPATH), f.digest("digest"), f.size("size"), f.text("version", _SEMVER),
+                     f.text("platform", re.compile(r"[a-z0-9]+/[a-z0-9]+")))
+
+
 def parse_manifest(data: bytes) -> BundleManifest:
     """Strictly parse manifest bytes; any deviation is a MalformedError."""
     doc = canonical.loads(data, what="manifest")
     top = _Fields(doc, "manifest", ("format", "name", "version", "created", "minInstallerVersion",
                                      "members", "unpackedSize"),
                   ("images", "charts", "compose", "files", "platforms", "expires", "description", "secrets",
-                   "external", "deltaBase", "target", "keys", "settings"))
+                   "external", "deltaBase", "target", "keys", "settings", "installer"))
     if doc["format"] != FORMAT:
         raise MalformedError(f"unsupported bundle format {doc['format']!r} (this Satchel reads {FORMAT})")
     members = []
@@ -330,6 +352,7 @@ def parse_manifest(data: bytes) -> BundleManifest:
         target=top.text("target", re.compile("compose|helm"), default=""),
         **_parse_keys(doc.get("keys")),
         settings=tuple(_parse_setting(o, i) for i, o in enumerate(top.objects("settings"))),
+        installer=_parse_installer(doc["installer"]) if "installer" in doc else None,
         delta_base=tuple((f.text("name", _NAME), f.text("version", _SEMVER)) for f in (
             _Fields(o, f"deltaBase[{i}]", ("name", "version")) for i, o in enumerate(top.objects("deltaBase")))))
     for stamp in (manifest.created, manifest.expires):
@@ -345,7 +368,8 @@ def parse_manifest(data: bytes) -> BundleManifest:
             manifest.blob_digests & {d for d, _ in manifest.external}):
         raise MalformedError("manifest: external blobs are duplicated or also carried")
     needed = {d for i in images for d in (i.digest, *i.blobs)} | {c.digest for c in charts} | {
-        f.digest for f in (*manifest.compose, *manifest.files)}
+        f.digest for f in (*manifest.compose, *manifest.files)} | (
+        {manifest.installer.digest} if manifest.installer else set())
     if needed - have:
         raise MalformedError(f"manifest: refers to blob(s) it does not carry: {sorted(needed - have)[0]}")
     return manifest

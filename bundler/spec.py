@@ -21,7 +21,7 @@ _IMAGE_KEYS = {"ref", "source", "platforms", "platform", "entrypoint", "cmd", "e
                "labels"}
 _DIR_ONLY = _IMAGE_KEYS - {"ref", "source", "platforms"}
 _TOP_KEYS = {"name", "version", "description", "expires", "platforms", "registries", "images",
-             "compose", "charts", "files", "secrets", "target", "keys", "settings"}
+             "compose", "charts", "files", "secrets", "target", "keys", "settings", "installer"}
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
 
 
@@ -86,6 +86,7 @@ class Spec:
     trust_add: tuple[str, ...] = ()     # paths of public keys to endorse
     trust_revoke: tuple[str, ...] = ()  # key ids to revoke
     settings: tuple[Setting, ...] = ()
+    installer: str | None = None        # path of a Satchel kit that customers' Satchel upgrades to
 
 
 def _platforms(value: Any, where: str) -> tuple[Platform, ...]:
@@ -207,7 +208,8 @@ def parse_spec(doc: Any, base: Path) -> Spec:
                 expires=str(expires) if expires is not None else None,
                 description=str(doc.get("description") or ""), secrets=tuple(sorted(set(secrets))),
                 target=target, trust_add=tuple(relative_path(p, "keys.add") for p in keys.get("add") or []),
-                trust_revoke=tuple(revoke))
+                trust_revoke=tuple(revoke),
+                installer=relative_path(doc["installer"], "installer") if doc.get("installer") else None)
 
 
 def load_spec(path: Path) -> Spec:

@@ -30,7 +30,7 @@ from bundler.verify import BundleInput, authorizer
 from signing import trust
 from signing.keys import VerifyKey
 
-from . import faults, releases
+from . import faults, releases, selfupdate
 from .config import SiteConfig
 from .errors import DeployFailedRestored, DeployFailedUnrestored
 from .push import push_release
@@ -262,6 +262,7 @@ def install(root: Root, bundle: Path, opts: InstallOptions, reporter: Reporter =
                     (root.releases / current / "manifest.json").read_bytes()).digest():
                 raise _AlreadyInstalled(manifest.version)
             trust.check_version(manifest.version, current, opts.allow_downgrade)
+            selfupdate.check(manifest, opts.allow_downgrade)
             resolved.append(resolve_settings(root, manifest, opts))
             _check_delta_base(root, manifest)
             _check_space(root, manifest)
@@ -279,6 +280,7 @@ def install(root: Root, bundle: Path, opts: InstallOptions, reporter: Reporter =
             sink.promote()
             apply_key_changes(root, manifest, reporter)
         except _AlreadyInstalled as done:
+            selfupdate.apply(root, releases.load(root, str(done)).manifest(), reporter)  # finishes a killed run's
             return Outcome("already-installed", str(done), releases.previous_version(root))
         finally:
             shutil.rmtree(staging, ignore_errors=True)
@@ -309,6 +311,7 @@ def install(root: Root, bundle: Path, opts: InstallOptions, reporter: Reporter =
         faults.point("before-commit")
         releases.commit(root, tmp, version)
         _deploy(root, version, current, opts, reporter, "installed")
+        selfupdate.apply(root, manifest, reporter)
         removed = releases.retain(root, opts.keep)
         return Outcome("installed", version, current, pushed, removed)
 
@@ -340,6 +343,8 @@ def rollback(root: Root, to: str | None, opts: InstallOptions, reporter: Reporte
             return Outcome("reapplied", current, current)
         root.begin(op="rollback", to=target_version, **{"from": current})
         _deploy(root, target_version, current, opts, reporter, "rolled-back")
+        if current:
+            selfupdate.restore(root, current, reporter)
         return Outcome("rolled-back", target_version, current)
 
 

@@ -113,12 +113,12 @@ def engine_image(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def kit(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The customer kit, built once per run by scripts/build-kit.sh."""
+def kit(tmp_path_factory: pytest.TempPathFactory, keys: dict[str, Path]) -> Path:
+    """The customer kit, built once per run by scripts/build-kit.sh, SHA256SUMS signed."""
     from tests.kitbox import build_kit
 
     base = tmp_path_factory.mktemp("kit")
-    return build_kit(base / "dist", base / "work")
+    return build_kit(base / "dist", base / "work", keys["vendor"])
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,6 @@
 """A customer host as it really is, for the kit's tests: a container whose root file system
-holds busybox and glibc and nothing else (no Python, no pip, no package manager, no registry
-program), with the host's Docker socket, the host network and the test directories mounted at
+holds busybox, glibc and /etc/os-release and nothing else (no Python, no pip, no package
+manager, no registry program), with the host's Docker socket, the host network and the test directories mounted at
 the same paths. Satchel runs in it only through the kit."""
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ def bare_rootfs() -> bytes:
         # Real files only (Debian's links resolved), the dynamic loader at the path every glibc
         # program names among them.
         files = {str(p).lstrip("/"): p for p in [*glibc_files(), Path("/lib64/ld-linux-x86-64.so.2")]}
-        files.update({"bin/busybox": BUSYBOX, "bin/sh": BUSYBOX})
+        files.update({"bin/busybox": BUSYBOX, "bin/sh": BUSYBOX, "etc/os-release": Path("/etc/os-release")})
         for name, source in sorted(files.items()):
             tar.add(os.path.realpath(source), arcname=name)
     return buf.getvalue()

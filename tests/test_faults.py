@@ -16,7 +16,7 @@ import pytest
 from installer.state import Root
 from installer.tools.registry import ManagedRegistry
 from tests.images import BUSYBOX
-from tests.infra import free_port
+from tests.infra import docker, free_port
 
 RUN = "import sys; from installer.cli import main; sys.exit(main(sys.argv[1:]))"
 
@@ -104,11 +104,17 @@ def test_registry_dies_in_the_middle_of_a_push(tmp_path, two_versions, keys, mon
     root = tmp_path / "root"
     try:
         assert satchel(root, "install", old, "--key", keys["vendor.pub"]).returncode == 0
+        # Docker would restart it at once (tests/test_kit.py shows that): switch that off so the
+        # registry stays dead and the install must face it.
+        container = ManagedRegistry(root / "registry").container
+        docker("update", "--restart=no", container)
+        pidfile = tmp_path / "registry.pid"
+        pidfile.write_text(str(json.loads(docker("inspect", container))[0]["State"]["Pid"]))
         res = satchel(root, "install", new, "--key", keys["vendor.pub"],
-                      env={"SATCHEL_KILL_AT": f"during-push={root / 'registry' / 'pid'}"})
+                      env={"SATCHEL_KILL_AT": f"during-push={pidfile}"})
         assert res.returncode == 4 and "cannot reach registry" in res.stderr, res.stderr
         assert assert_consistent(root) == "1.0.0"
-        res = satchel(root, "install", new, "--key", keys["vendor.pub"])   # restarts the registry, finishes
+        res = satchel(root, "install", new, "--key", keys["vendor.pub"])   # starts the registry, finishes
         assert res.returncode == 0, res.stderr
         assert assert_consistent(root) == "1.1.0"
         assert [e["event"] for e in Root(root).history()][-3:] == ["interrupted", "switch", "installed"]

@@ -30,10 +30,18 @@
 #define EXIT_DAMAGED 3
 #define EXIT_ENV 4
 
+static const char *partial; /* the extraction in progress, removed if we give up */
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
+    (void)st; (void)flag; (void)ftw;
+    return remove(path);
+}
+
 static void die(int code, const char *fmt, const char *arg) {
     fprintf(stderr, "satchel: error: ");
     fprintf(stderr, fmt, arg);
     fputc('\n', stderr);
+    if (partial) nftw(partial, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
     exit(code);
 }
 
@@ -73,11 +81,6 @@ static void check_private(const char *dir) {
     if (st.st_uid != geteuid() || (st.st_mode & 022))
         die(EXIT_ENV, "kit cache %s must be owned by this user and writable by no one else "
             "(chmod 700 it, or set SATCHEL_KIT_CACHE)", dir);
-}
-
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
-    (void)st; (void)flag; (void)ftw;
-    return remove(path);
 }
 
 /* ---- the archive ------------------------------------------------------------------ */
@@ -233,6 +236,7 @@ int main(int argc, char **argv) {
         char tmp[PATH_MAX + 16];
         snprintf(tmp, sizeof tmp, "%s/.kit-XXXXXX", base);
         if (!mkdtemp(tmp)) die(EXIT_ENV, "cannot create a directory in %s", base);
+        partial = tmp;
         extract(kit, off, len, tmp);
         char tmpmark[PATH_MAX + 32];
         snprintf(tmpmark, sizeof tmpmark, "%s/.complete", tmp);
@@ -244,6 +248,7 @@ int main(int argc, char **argv) {
             if (errno != EEXIST && errno != ENOTEMPTY) die(EXIT_ENV, "cannot publish the kit cache %s", dir);
             nftw(tmp, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
         }
+        partial = NULL;
     } else {
         check_private(base);
     }
