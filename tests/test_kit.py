@@ -188,3 +188,24 @@ def test_kit_upgrades_itself_from_a_bundle_and_rollback_restores_it(kit, kit_box
         assert host.state.history()[-1]["event"] == "kit-restored"
     finally:
         host.cleanup()
+
+
+def test_too_old_glibc_gets_one_clear_line(kit):
+    """The launcher is static, so it runs anywhere and can read the host's libc banner first:
+    a host whose libc says 2.17 (as CentOS 7's does) is told the floor instead of a loader error."""
+    import io
+    import tarfile
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        banner = b"\x7fELF...GNU C Library (GNU libc) stable release version 2.17, by Roland McGrath et al.\n"
+        info = tarfile.TarInfo("lib64/libc.so.6")
+        info.size = len(banner)
+        tar.addfile(info, io.BytesIO(banner))
+    docker("import", "-", "satchel-test/old-libc:1", input=buf.getvalue())
+    res = subprocess.run(["docker", "run", "--rm", "-v", f"{kit}:/satchel:ro", "satchel-test/old-libc:1",
+                          "/satchel", "--version"], capture_output=True, text=True)
+    floor = kitfile.read_meta(kit)["glibc"]
+    assert res.returncode == 4, res.stderr
+    assert res.stderr.strip() == (f"satchel: error: this kit needs glibc {floor} or newer and this host has 2.17: "
+                                  "use a kit built on an older system (docs/KIT.md)")

@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zstd.h>
@@ -49,6 +50,48 @@ static uint64_t le64(const unsigned char *p) {
     uint64_t v = 0;
     for (int i = 7; i >= 0; i--) v = (v << 8) | p[i];
     return v;
+}
+
+/* ---- the host's C library ---------------------------------------------------------- */
+
+/* Minor version N of "2.N" after `key` in buf, or -1. */
+static int minor_after(const char *buf, size_t n, const char *key) {
+    const char *p = memmem(buf, n, key, strlen(key));
+    if (!p || (size_t)(p - buf) + strlen(key) + 3 > n) return -1;
+    p += strlen(key);
+    return p[0] == '2' && p[1] == '.' && p[2] >= '0' && p[2] <= '9' ? atoi(p + 2) : -1;
+}
+
+/* The frozen Python needs the glibc it was built against or newer: say so in one line
+ * instead of letting the dynamic loader fail with a symbol-version message. The host's
+ * version is read from its libc's banner ("... release version 2.N."); if no libc is
+ * found where distributions put it, the check is left to the loader. */
+static void check_glibc(int kit, uint64_t meta_off, uint64_t meta_len) {
+    char meta[4096];
+    size_t n = meta_len < sizeof meta ? (size_t)meta_len : sizeof meta;
+    if (pread(kit, meta, n, (off_t)meta_off) != (ssize_t)n) return;
+    int need = minor_after(meta, n, "\"glibc\":\"");
+    static const char *libcs[] = {"/lib64/libc.so.6", "/lib/x86_64-linux-gnu/libc.so.6",
+                                  "/usr/lib64/libc.so.6", "/usr/lib/x86_64-linux-gnu/libc.so.6",
+                                  "/usr/lib/libc.so.6", NULL};
+    for (const char **path = libcs; need >= 0 && *path; path++) {
+        int fd = open(*path, O_RDONLY | O_CLOEXEC);
+        struct stat st;
+        if (fd < 0) continue;
+        if (fstat(fd, &st) == 0 && st.st_size > 0) {
+            char *map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+            int have = map == MAP_FAILED ? -1 : minor_after(map, (size_t)st.st_size, "release version ");
+            if (map != MAP_FAILED) munmap(map, (size_t)st.st_size);
+            close(fd);
+            if (have >= 0 && have < need) {
+                char msg[160];
+                snprintf(msg, sizeof msg, "this kit needs glibc 2.%d or newer and this host has 2.%d", need, have);
+                die(EXIT_ENV, "%s: use a kit built on an older system (docs/KIT.md)", msg);
+            }
+            return;
+        }
+        close(fd);
+    }
 }
 
 /* ---- the cache directory ------------------------------------------------------- */
@@ -219,6 +262,7 @@ int main(int argc, char **argv) {
     uint64_t off = le64(t + 16), len = le64(t + 24);
     if (off > (uint64_t)st.st_size || len > (uint64_t)st.st_size - off)
         die(EXIT_DAMAGED, "%s: the kit trailer points outside the file (damaged copy)", exe);
+    check_glibc(kit, le64(t + 32), le64(t + 40));
     char id[17];
     memcpy(id, t + 48, 16);
     id[16] = '\0';
