@@ -20,6 +20,7 @@ from typing import Any, BinaryIO
 from bundler import __version__ as satchel_version
 from bundler.errors import BundleError, EnvironmentProblem, SatchelError, SpecError
 from bundler.format import BundleManifest, Member, now_utc
+from bundler.kit import runtime
 from bundler.oci.layout import Layout, fsync_dir, write_atomic
 from bundler.oci.model import Descriptor
 from bundler.oci.registry import Endpoint, RegistryClient
@@ -28,7 +29,7 @@ from bundler.settings import Resolved, resolve
 from bundler.tools import docker
 from bundler.verify import BundleInput, authorizer
 from signing import trust
-from signing.keys import VerifyKey
+from signing.keys import VerifyKey, load_verify_key
 
 from . import faults, releases, selfupdate
 from .config import SiteConfig
@@ -111,7 +112,8 @@ class StagingSink:
 
 
 def trusted_keys(root: Root, given: Sequence[VerifyKey]) -> list[VerifyKey]:
-    keys = list(given) or TrustStore(root.trust).keys()
+    """--key, else the host's trust store, else (a fresh host) the vendor keys built into the kit."""
+    keys = list(given) or TrustStore(root.trust).keys() or [load_verify_key(p) for p in runtime.trusted_key_files()]
     if not keys:
         raise SpecError("no trusted vendor key: pass --key VENDOR.pub or run satchel trust add VENDOR.pub")
     return keys

@@ -67,19 +67,42 @@ expect() { local want=$1; shift; set +e; "$@"; local got=$?; set -e
            [ "$got" -eq "$want" ] || { echo "expected exit $want, got $got" >&2; exit 1; }; }
 expect 3 satchel verify "$work/damaged.bundle" --key "$work/acme.pub"
 
-# The customer host: its own state root, a managed registry on 127.0.0.1:5050.
+step "the customer kit: one executable with its own Python, Compose, registry and helm"
+# Signed SHA256SUMS (--key) and the vendor key built in as the trust anchor (--trust).
+"$here/scripts/build-kit.sh" --out "$work/dist" --work "$work/kit-build" --key "$work/acme.key" \
+  --trust "$work/acme.pub"
+kit=$(ls "$work"/dist/satchel-*-linux-amd64)
+
+# The customer host: it runs only the kit (no venv on PATH from here), with its own state root
+# and the managed registry on 127.0.0.1:5050 as a container that Docker restarts by itself.
 export SATCHEL_ROOT="$work/root"
+satchel() { "$kit" "$@"; }
 cleanup_host() {
   docker ps -aq --filter label=com.docker.compose.project=hello | xargs -r docker rm -f >/dev/null
   docker network rm hello_default >/dev/null 2>&1 || true
-  [ ! -f "$SATCHEL_ROOT/registry/pid" ] || kill "$(cat "$SATCHEL_ROOT/registry/pid")" 2>/dev/null || true
+  docker ps -aq --filter "label=io.satchel.root=$SATCHEL_ROOT" | xargs -r docker rm -f >/dev/null
 }
 trap 'cleanup_host; [ -z "${registry_pid:-}" ] || kill $registry_pid 2>/dev/null || true' EXIT
 
-step "customer: trust the vendor key, install 1.0.0"
-satchel trust add "$work/acme.pub"
+step "customer: check the kit before running it (plain tools, then the kit itself)"
+(cd "$work/dist" && sha256sum -c SHA256SUMS)
+openssl pkeyutl -verify -pubin -inkey "$work/acme.pub" -rawin -in "$work/dist/SHA256SUMS" \
+  -sigfile "$work/dist/SHA256SUMS.sig"
+satchel verify-kit "$kit" --key "$work/acme.pub"
+satchel --version
+
+step "customer: two files, one command: install 1.0.0 (the kit trusts its vendor's key)"
 satchel install "$work/hello-1.0.0.bundle"
 curl -fsS http://127.0.0.1:8080/
+
+step "customer: trust the vendor key on this host for good"
+satchel trust add "$work/acme.pub"
+
+step "customer: the registry comes back by itself when its process dies"
+registry=$(docker ps -q --filter "label=io.satchel.root=$SATCHEL_ROOT")
+kill -9 "$(docker inspect -f '{{.State.Pid}}' "$registry")"
+for _ in $(seq 1 100); do curl -fsS http://127.0.0.1:5050/v2/ >/dev/null 2>&1 && break; sleep 0.1; done
+echo "registry answering again: $(docker inspect -f 'restarted {{.RestartCount}} time(s)' "$registry")"
 
 step "customer: upgrade to 1.1.0"
 satchel install "$work/hello-1.1.0.bundle"

@@ -22,10 +22,11 @@ FORBIDDEN = re.compile(r"(^|/)(python[0-9.]*|pip[0-9.]*|apt|apt-get|dpkg|rpm|yum
 
 
 def build_kit(out: Path, work: Path, key: Path | None = None) -> Path:
-    """scripts/build-kit.sh, as a vendor runs it."""
-    cmd = ["bash", str(REPO / "scripts" / "build-kit.sh"), "--out", str(out), "--work", str(work), "--level", "3"]
+    """scripts/build-kit.sh, as a vendor runs it: SHA256SUMS signed with `key`, whose public
+    half (KEY.pub beside it) the kit trusts on a fresh host."""
+    cmd = ["bash", str(REPO / "scripts" / "build-kit.sh"), "--out", str(out), "--work", str(work)]
     if key:
-        cmd += ["--key", str(key)]
+        cmd += ["--key", str(key), "--trust", str(key.with_suffix(".pub"))]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     (kit,) = out.glob("satchel-*-linux-amd64")

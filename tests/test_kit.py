@@ -209,3 +209,21 @@ def test_too_old_glibc_gets_one_clear_line(kit):
     assert res.returncode == 4, res.stderr
     assert res.stderr.strip() == (f"satchel: error: this kit needs glibc {floor} or newer and this host has 2.17: "
                                   "use a kit built on an older system (docs/KIT.md)")
+
+
+@pytest.mark.parametrize("host", ["kit"], indirect=True)
+def test_two_files_one_command_the_kit_trusts_its_vendor(host, bundle, tmp_path, keys):
+    """A fresh host with the kit and a bundle: `install BUNDLE` with no key and no trust store.
+    The kit's built-in vendor key counts only while the host trusts no key of its own."""
+    from signing.keys import SigningKey, write_key_pair
+
+    res = host.run("install", bundle, "--project", host.project, "--timeout", "20")
+    assert res.returncode == 0, res.stderr
+    assert host.served_version() == "hello 1.0.0"
+    # Once the host's store holds a key, the kit's key no longer counts.
+    _, stranger = write_key_pair(SigningKey.generate(), tmp_path / "stranger")
+    assert host.run("trust", "add", stranger).returncode == 0
+    again = make_bundle(tmp_path / "1.1.0", "1.1.0", keys)
+    res = host.run("install", again, "--project", host.project, "--timeout", "20")
+    assert res.returncode == 3 and "untrusted" in res.stderr, res.stderr
+    assert host.state.current() == "1.0.0"

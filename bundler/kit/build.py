@@ -31,6 +31,7 @@ from . import kitfile, registry_rootfs
 
 REPO = Path(__file__).resolve().parents[2]
 PLATFORM = "linux/amd64"
+TEST_ONLY = ("hypothesis", "mypy", "pytest", "_pytest", "bcrypt", "importlinter", "grimp", "librt")
 _GLIBC = re.compile(rb"GLIBC_2\.(\d+)(?:\.\d+)?\x00")
 
 
@@ -59,6 +60,10 @@ def freeze(work: Path) -> Path:
                              "--specpath", work, "--paths", REPO]
     for package in ("installer", "bundler", "signing"):
         cmd += ["--collect-submodules", package]
+    # The build runs in the test venv: optional imports (pydantic's hypothesis plugin) would
+    # drag test tools into the kit.
+    for module in TEST_ONLY:
+        cmd += ["--exclude-module", module]
     _run([*cmd, REPO / "installer" / "__main__.py"], "PyInstaller")
     return work / "dist" / "satchel"
 
@@ -85,11 +90,17 @@ def _version(cmd: Sequence[str | Path]) -> str:
     return _run(cmd, f"{cmd[0]} version").splitlines()[0]
 
 
-def stage(work: Path, program: Path) -> tuple[Path, dict[str, Any]]:
-    """The payload tree: satchel/ (frozen), tools/, kit.json."""
+def stage(work: Path, program: Path, trust: Sequence[Path] = ()) -> tuple[Path, dict[str, Any]]:
+    """The payload tree: satchel/ (frozen), tools/, trust/ (vendor keys), kit.json."""
+    from signing.keys import load_verify_key
+
     tree = work / "tree"
     shutil.rmtree(tree, ignore_errors=True)
     (tree / "tools").mkdir(parents=True)
+    (tree / "trust").mkdir()
+    for pub in trust:
+        key = load_verify_key(pub)
+        (tree / "trust" / f"{key.keyid}.pub").write_bytes(key.pem())
     shutil.copytree(program, tree / "satchel")
     compose = compose_binary()
     shutil.copy(compose, tree / "tools" / "docker-compose")
@@ -105,7 +116,7 @@ def stage(work: Path, program: Path) -> tuple[Path, dict[str, Any]]:
         shutil.copy(helm, tree / "tools" / "helm")
         components["helm"] = _version([helm, "version", "--short"])
     meta = {"version": __version__, "platform": PLATFORM, "components": components,
-            "glibc": glibc_floor(tree / "satchel")}
+            "glibc": glibc_floor(tree / "satchel"), "trusts": sorted(p.stem for p in (tree / "trust").iterdir())}
     write_atomic(tree / "kit.json", json.dumps(meta, indent=1).encode())
     return tree, meta
 
@@ -141,11 +152,12 @@ def write_sums(out_dir: Path, kit: Path, key_files: Sequence[Path]) -> Path:
     return sums
 
 
-def build_kit(out_dir: Path, work: Path, key_files: Sequence[Path] = (), level: int = 10) -> Path:
+def build_kit(out_dir: Path, work: Path, key_files: Sequence[Path] = (), trust: Sequence[Path] = (),
+              level: int = 10) -> Path:
     work.mkdir(parents=True, exist_ok=True)
     out_dir.mkdir(parents=True, exist_ok=True)
     launcher = compile_launcher(work)
-    tree, meta = stage(work, freeze(work))
+    tree, meta = stage(work, freeze(work), trust)
     payload = work / "payload.tar.zst"
     digest = pack(tree, payload, level)
     kit = out_dir / kit_name()
@@ -159,9 +171,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=REPO / "dist")
     parser.add_argument("--work", type=Path, default=REPO / "build" / "kit")
     parser.add_argument("--key", type=Path, action="append", default=[], help="sign SHA256SUMS (repeatable)")
+    parser.add_argument("--trust", type=Path, action="append", default=[],
+                        help="vendor public key the kit trusts while a host's trust store is empty (repeatable)")
     parser.add_argument("--level", type=int, default=10, help="zstd level of the payload")
     args = parser.parse_args(argv)
-    kit = build_kit(args.out, args.work, args.key, args.level)
+    kit = build_kit(args.out, args.work, args.key, args.trust, args.level)
     meta = kitfile.read_meta(kit)
     print(f"{kit} ({kit.stat().st_size >> 20} MiB; glibc >= {meta['glibc']}; "
           + ", ".join(f"{k} {v}" for k, v in meta["components"].items() if v) + ")")

@@ -31,6 +31,12 @@ def tool(name: str) -> Path | None:
     return path if path and path.exists() else None
 
 
+def trusted_key_files() -> list[Path]:
+    """Vendor public keys the kit was built to trust (`build-kit --trust`)."""
+    directory = kit_dir()
+    return sorted((directory / "trust").glob("*.pub")) if directory else []
+
+
 @cache
 def meta() -> dict[str, Any]:
     """kit.json of the running kit: its version, platform and the versions of what it carries."""
