@@ -18,20 +18,19 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from bundler import __version__ as satchel_version
-from bundler.errors import BundleError, EnvironmentProblem, SatchelError, SpecError
+from bundler.errors import BundleError, EnvironmentProblem, SpecError
 from bundler.format import BundleManifest, Member, now_utc
 from bundler.kit import runtime
-from bundler.oci.layout import Layout, fsync_dir, write_atomic
+from bundler.oci.layout import Layout, fsync_dir
 from bundler.oci.model import Descriptor
 from bundler.oci.registry import Endpoint, RegistryClient
 from bundler.progress import QUIET, Reporter
 from bundler.settings import Resolved, resolve
-from bundler.tools import docker
 from bundler.verify import BundleInput, authorizer
 from signing import trust
 from signing.keys import VerifyKey, load_verify_key
 
-from . import faults, releases, selfupdate
+from . import faults, releases, rollback_report, selfupdate
 from .config import SiteConfig
 from .errors import DeployFailedRestored, DeployFailedUnrestored
 from .push import push_release
@@ -202,7 +201,7 @@ def _deploy(root: Root, version: str, previous: str | None, opts: InstallOptions
         root.end()
         return
     root.record("failed", version=version, reason=detail)
-    report = write_rollback_report(root, release, previous, detail)
+    report = rollback_report.write(root, release, previous, detail)
     reporter.step(report.read_text().rstrip())
     root.record("report", version=version, path=str(report))
     if previous is None:
@@ -378,52 +377,3 @@ def apply_config(root: Root, opts: InstallOptions, reporter: Reporter = QUIET) -
         root.begin(op="config", to=new_id, **{"from": current})
         _deploy(root, new_id, current, opts, reporter, "configured")
         return Outcome("configured", new_id, current)
-
-
-def write_rollback_report(root: Root, failed: releases.Release, previous: str | None, detail: str) -> Path:
-    """Which services failed, their last log lines (redacted), and the configuration
-    difference to the previous release (secrets only as changed/unchanged)."""
-    from .diagnostics.redact import Redactor
-
-    old = releases.load(root, previous) if previous else None
-    envs = [_env_values(r) for r in (failed, old) if r is not None]
-    secret = {s.name for s in failed.manifest().settings if s.secret}
-    redactor = Redactor()
-    for env in envs:
-        for name, value in env.items():
-            if name in secret:
-                redactor.add_literal(value)
-    lines = [f"rollback report: {failed.info['version']} ({failed.path.name}) failed: {detail}"]
-    try:
-        bad = [s for s in for_release(failed).services(failed)
-               if s.get("state") != "running" or s.get("health") not in ("", "healthy", "ready")]
-        lines += [f"  service {s['service']}: {s['state']} {s.get('health') or ''}".rstrip() for s in bad]
-        names = {str(s["service"]) for s in bad}
-        for item in docker.project_containers(failed.project, None, 20) if names else []:
-            service = item["inspect"]["Config"]["Labels"].get("com.docker.compose.service")
-            if service in names:
-                lines.append(f"  last log lines of {service}:")
-                lines += [f"    {line}" for line in redactor.redact(item["logs"], "report").splitlines()[-20:]]
-    except SatchelError as exc:
-        lines.append(f"  (services could not be listed: {exc})")
-    new_values = failed.info.get("config", {}).get("values", {})
-    old_values = old.info.get("config", {}).get("values", {}) if old else {}
-    changes = []
-    for name in sorted(set(new_values) | set(old_values)):
-        if name in secret:
-            if len(envs) == 2 and envs[0].get(name) != envs[1].get(name):
-                changes.append(f"  {name}: (secret changed)")
-        elif new_values.get(name) != old_values.get(name):
-            changes.append(f"  {name}: {old_values.get(name, '(unset)')} -> {new_values.get(name, '(unset)')}")
-    lines += ([f"configuration changes since {previous}:", *changes] if changes else
-              [f"no configuration change since {previous}" if previous else "no previous release"])
-    report = root.path / "reports" / f"{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}-{failed.path.name}.txt"
-    write_atomic(report, ("\n".join(lines) + "\n").encode())
-    return report
-
-
-def _env_values(release: releases.Release) -> dict[str, str]:
-    env = release.info.get("env_file")
-    if not env or not Path(env).exists():
-        return {}
-    return dict(line.split("=", 1) for line in Path(env).read_text().splitlines() if "=" in line)

@@ -78,7 +78,8 @@ def test_archive_has_every_section_and_no_secret_anywhere(installed, tmp_path):
     for needed in ("satchel/state.json", "satchel/history.jsonl", "satchel/releases/1.0.0/manifest.json",
                    "satchel/releases/1.0.0/compose/compose.yaml", "satchel/store-verification.json",
                    "host/facts.json", "host/os-release", "docker/version.json", "docker/info.json",
-                   "docker/containers.json", "registry/report.json", "analysis.json", "summary.txt",
+                   "docker/containers.json", "registry/report.json", "registry/container.log",
+                   "analysis.json", "summary.txt",
                    "facts.json", "redaction-report.json", "checksums.json"):
         assert needed in names, needed
     assert any(n.startswith("docker/logs/") for n in names) and any(n.startswith("docker/containers/") for n in names)
@@ -96,6 +97,7 @@ def test_archive_has_every_section_and_no_secret_anywhere(installed, tmp_path):
     checks = findings(files)
     assert all(v[0] == "pass" for k, v in checks.items() if k.startswith("container:")), checks
     assert checks["registry"][0] == "pass" and checks["store"][0] == "pass"
+    assert json.loads(files["registry/report.json"])["container"]["state"]["Running"] is True
 
 
 def test_findings_for_unhealthy_container_and_rolled_back_install(installed, tmp_path, secret_bundles):

@@ -84,6 +84,7 @@ def render(host: Host, bundle: Path, out: Path, *extra: str) -> subprocess.Compl
     return host.run("install", bundle, "--key", host.key, "--render-only", out, *extra)
 
 
+@pytest.mark.parametrize("host", ["venv", "kit"], indirect=True)  # kit: its helm, frozen post-renderer
 def test_charts_are_pulled_from_the_local_registry_and_every_image_is_rewritten(host, shop_bundle, tmp_path):
     out = tmp_path / "rendered"
     res = render(host, shop_bundle, out)

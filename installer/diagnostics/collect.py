@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from bundler.errors import SatchelError
 from bundler.format import MANIFEST, parse_manifest
 from bundler.oci.digest import copy_hashed
 from bundler.oci.refs import Reference
@@ -27,6 +28,7 @@ from .. import releases
 from ..config import SiteConfig
 from ..state import Root
 from ..targets import kube
+from ..tools.registry import ManagedRegistry
 from .redact import HIDDEN, Redactor, is_secret_name
 
 
@@ -202,6 +204,11 @@ def registry_facts(root: Root) -> Callable[[Collection], None]:
         client = RegistryClient(Endpoint(release.info["registry"], attempts=2, timeout=10))
         facts: dict[str, Any] = {"host": release.info["registry"], "reachable": True, "images": [], "missing": []}
         c.facts["registry"] = facts
+        managed = ManagedRegistry(root.registry_dir)
+        if managed.host == release.info["registry"]:
+            with contextlib.suppress(SatchelError):     # Docker down: the docker collector says so
+                facts["container"] = {"name": managed.container, "state": docker.container_state(managed.container)}
+                c.files["registry/container.log"] = docker.container_logs(managed.container, lines=200)
         try:
             client.request("GET", "/v2/", "", what="the API root")
         except Exception as exc:

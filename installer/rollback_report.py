@@ -1,0 +1,64 @@
+"""The rollback report written when a release fails its health check: which services
+failed, their last log lines (redacted), and the configuration difference to the previous
+release (secrets only as changed/unchanged)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bundler.errors import SatchelError
+from bundler.oci.layout import write_atomic
+from bundler.tools import docker
+
+from . import releases
+from .diagnostics.redact import Redactor
+from .state import Root
+from .targets import for_release
+
+
+def write(root: Root, failed: releases.Release, previous: str | None, detail: str) -> Path:
+    """Which services failed, their last log lines (redacted), and the configuration
+    difference to the previous release (secrets only as changed/unchanged)."""
+    old = releases.load(root, previous) if previous else None
+    envs = [_env_values(r) for r in (failed, old) if r is not None]
+    secret = {s.name for s in failed.manifest().settings if s.secret}
+    redactor = Redactor()
+    for env in envs:
+        for name, value in env.items():
+            if name in secret:
+                redactor.add_literal(value)
+    lines = [f"rollback report: {failed.info['version']} ({failed.path.name}) failed: {detail}"]
+    try:
+        bad = [s for s in for_release(failed).services(failed)
+               if s.get("state") != "running" or s.get("health") not in ("", "healthy", "ready")]
+        lines += [f"  service {s['service']}: {s['state']} {s.get('health') or ''}".rstrip() for s in bad]
+        names = {str(s["service"]) for s in bad}
+        for item in docker.project_containers(failed.project, None, 20) if names else []:
+            service = item["inspect"]["Config"]["Labels"].get("com.docker.compose.service")
+            if service in names:
+                lines.append(f"  last log lines of {service}:")
+                lines += [f"    {line}" for line in redactor.redact(item["logs"], "report").splitlines()[-20:]]
+    except SatchelError as exc:
+        lines.append(f"  (services could not be listed: {exc})")
+    new_values = failed.info.get("config", {}).get("values", {})
+    old_values = old.info.get("config", {}).get("values", {}) if old else {}
+    changes = []
+    for name in sorted(set(new_values) | set(old_values)):
+        if name in secret:
+            if len(envs) == 2 and envs[0].get(name) != envs[1].get(name):
+                changes.append(f"  {name}: (secret changed)")
+        elif new_values.get(name) != old_values.get(name):
+            changes.append(f"  {name}: {old_values.get(name, '(unset)')} -> {new_values.get(name, '(unset)')}")
+    lines += ([f"configuration changes since {previous}:", *changes] if changes else
+              [f"no configuration change since {previous}" if previous else "no previous release"])
+    report = root.path / "reports" / f"{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}-{failed.path.name}.txt"
+    write_atomic(report, ("\n".join(lines) + "\n").encode())
+    return report
+
+
+def _env_values(release: releases.Release) -> dict[str, str]:
+    env = release.info.get("env_file")
+    if not env or not Path(env).exists():
+        return {}
+    return dict(line.split("=", 1) for line in Path(env).read_text().splitlines() if "=" in line)
