@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import os
-import re
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from io import BytesIO
 from pathlib import Path
 from typing import BinaryIO
 
 from signing import canonical, envelope
 from signing.errors import KeyFileError
+from signing.grammar import format_time, parse_duration, parse_time
 from signing.keys import SigningKey, load_verify_key
 
 from . import __version__ as satchel_version
@@ -37,7 +37,6 @@ from .sources.layout import LayoutSource
 from .sources.registry import RegistrySource
 from .spec import ImageSpec, Spec
 
-_DURATION = re.compile(r"(\d+)([dhm])")
 EPOCH = "1970-01-01T00:00:00Z"
 
 
@@ -59,20 +58,18 @@ def _created(now: datetime | None) -> str:
     if epoch is not None:
         if not epoch.isdigit():
             raise SpecError(f"SOURCE_DATE_EPOCH={epoch!r} is not a whole number of seconds")
-        return bundle_format.format_time(datetime.fromtimestamp(int(epoch), UTC))
-    return bundle_format.format_time(now or datetime.now(UTC))
+        return format_time(datetime.fromtimestamp(int(epoch), UTC))
+    return format_time(now or datetime.now(UTC))
 
 
 def _expires(value: str | None, created: str) -> str | None:
     if value is None:
         return None
-    m = _DURATION.fullmatch(value)
-    if m:
-        unit = {"d": "days", "h": "hours", "m": "minutes"}[m.group(2)]
-        when = bundle_format.parse_time(created) + timedelta(**{unit: int(m.group(1))})
-        return bundle_format.format_time(when)
+    duration = parse_duration(value)
+    if duration is not None:
+        return format_time(parse_time(created) + duration)
     try:
-        return bundle_format.format_time(datetime.fromisoformat(value.replace("Z", "+00:00")))
+        return format_time(datetime.fromisoformat(value.replace("Z", "+00:00")))
     except ValueError:
         raise SpecError(f"expires: {value!r} is neither a time (2027-01-31T00:00:00Z) nor a "
                         "duration (365d)") from None
@@ -129,7 +126,7 @@ def open_source(image: ImageSpec, clients: _Clients, workdir: Path, created: str
 
 def _layer_mtime(created: str) -> int:
     """Files packed here get SOURCE_DATE_EPOCH as mtime, else 0: never the build time."""
-    return int(bundle_format.parse_time(created).timestamp()) if "SOURCE_DATE_EPOCH" in os.environ else 0
+    return int(parse_time(created).timestamp()) if "SOURCE_DATE_EPOCH" in os.environ else 0
 
 
 def _file(spec: Spec, store: Layout, rel: str, what: str) -> bundle_format.File:

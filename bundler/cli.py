@@ -2,30 +2,17 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Any
 
 import click
 
 from signing.keys import KEY_TYPES, SigningKey, load_signing_key, load_verify_key, write_key_pair
 
 from .delta import load_delta_base
+from .output import emit_json, human
 from .parts import find_index, parse_size, read_index, split
 from .progress import Reporter
 from .verify import describe, verify_file
-
-
-def human(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    raise AssertionError
-
-
-def emit_json(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2, sort_keys=True))
 
 
 @click.command()

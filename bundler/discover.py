@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import tarfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,29 +9,10 @@ from typing import Any
 
 import yaml
 
+from .compose_vars import interpolate_defaults
 from .errors import SpecError
 from .spec import load_yaml
 from .tools import helm
-
-_VAR = re.compile(r"\$(?:\$|\{(?P<braced>[^}]*)\}|(?P<plain>[A-Za-z_][A-Za-z0-9_]*))")
-_DEFAULT = re.compile(r"(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::?-(?P<default>.*))?$")
-
-
-def interpolate_defaults(value: str, where: str) -> str:
-    """Resolve `${VAR:-default}` with its default; a variable without one is an error,
-    because the vendor's own environment must not decide what goes into a bundle."""
-
-    def sub(m: re.Match[str]) -> str:
-        if m.group(0) == "$$":
-            return "$"
-        inner = m.group("braced") if m.group("braced") is not None else m.group("plain")
-        parsed = _DEFAULT.match(inner or "")
-        if not parsed or parsed.group("default") is None:
-            raise SpecError(f"{where}: image {value!r} uses ${{{inner}}} without a default; "
-                            "write ${NAME:-default} or list the image explicitly")
-        return parsed.group("default")
-
-    return _VAR.sub(sub, value)
 
 
 def compose_images(path: Path) -> list[str]:

@@ -20,13 +20,13 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any, BinaryIO, Protocol
 
 import zstandard
 
 from signing import canonical
 from signing.errors import KeyFileError, MalformedError, UnsignedError
+from signing.grammar import APP_NAME, ENV_NAME, KEY_ID, SEMVER, SHA256_HEX, parse_time
 from signing.keys import VerifyKey
 
 from . import tarstream
@@ -40,10 +40,6 @@ MANIFEST = "manifest.json"
 SIGNATURES = "signatures.json"
 LAYOUT_MEMBERS = ("oci-layout", "index.json")
 _BLOB = re.compile(r"blobs/sha256/([0-9a-f]{64})")
-_NAME = re.compile(r"[a-z0-9]([a-z0-9-]{0,62}[a-z0-9])?")
-_SEMVER = re.compile(r"(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?")
-_TIME = "%Y-%m-%dT%H:%M:%SZ"
-_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
 _RELPATH = re.compile(r"(?!/)(?!.*(^|/)\.\.?(/|$))[A-Za-z0-9._/-]{1,255}")
 
 
@@ -61,14 +57,6 @@ def is_member_name(path: str) -> bool:
 
 def member_sort_key(path: str) -> tuple[int, str]:
     return (LAYOUT_MEMBERS.index(path), "") if path in LAYOUT_MEMBERS else (len(LAYOUT_MEMBERS), path)
-
-
-def format_time(when: datetime) -> str:
-    return when.astimezone(UTC).strftime(_TIME)
-
-
-def parse_time(text: str) -> datetime:
-    return datetime.strptime(text, _TIME).replace(tzinfo=UTC)
 
 
 # -- the manifest -------------------------------------------------------------------
@@ -287,7 +275,7 @@ def _parse_keys(obj: Any) -> dict[str, tuple[str, ...]]:
             VerifyKey.from_pem(pem.encode(), origin="an endorsed key")
         except KeyFileError as exc:
             raise MalformedError(f"manifest: keys.add: {exc}") from None
-    revoke = f.strings("revoke", lambda s: re.fullmatch("[0-9a-f]{64}", s) is not None)
+    revoke = f.strings("revoke", lambda s: KEY_ID.fullmatch(s) is not None)
     return {"trust_add": add, "trust_revoke": revoke}
 
 
@@ -303,7 +291,7 @@ def _parse_external(objs: list[Any]) -> list[tuple[str, int]]:
 
 def _parse_installer(obj: Any) -> Installer:
     f = _Fields(obj, "installer", ("path", "digest", "size", "version", "platform"))
-    return Installer(f.text("path", _RELPATH), f.digest("digest"), f.size("size"), f.text("version", _SEMVER),
+    return Installer(f.text("path", _RELPATH), f.digest("digest"), f.size("size"), f.text("version", SEMVER),
                      f.text("platform", re.compile(r"[a-z0-9]+/[a-z0-9]+")))
 
 
@@ -319,7 +307,7 @@ def parse_manifest(data: bytes) -> BundleManifest:
     members = []
     for i, obj in enumerate(top.objects("members")):
         f = _Fields(obj, f"members[{i}]", ("path", "size", "sha256"))
-        path, sha = f.text("path"), f.text("sha256", re.compile(r"[0-9a-f]{64}"))
+        path, sha = f.text("path"), f.text("sha256", SHA256_HEX)
         blob = _BLOB.fullmatch(path)
         if not is_member_name(path) or (blob and blob.group(1) != sha):
             raise MalformedError(f"manifest: member name {path!r} is not allowed")
@@ -340,20 +328,20 @@ def parse_manifest(data: bytes) -> BundleManifest:
         charts.append(Chart(f.text("name"), f.text("version"), f.digest("digest"), f.text("path", _RELPATH),
                             f.strings("images")))
     manifest = BundleManifest(
-        name=top.text("name", _NAME), version=top.text("version", _SEMVER), created=top.text("created"),
-        min_installer=top.text("minInstallerVersion", _SEMVER), members=tuple(members),
+        name=top.text("name", APP_NAME), version=top.text("version", SEMVER), created=top.text("created"),
+        min_installer=top.text("minInstallerVersion", SEMVER), members=tuple(members),
         images=tuple(images), charts=tuple(charts),
         compose=tuple(_parse_file(o, f"compose[{i}]") for i, o in enumerate(top.objects("compose"))),
         files=tuple(_parse_file(o, f"files[{i}]") for i, o in enumerate(top.objects("files"))),
         platforms=top.strings("platforms"), expires=top.text("expires"),
         description=top.text("description", default=""), unpacked_size=top.size("unpackedSize"),
-        secrets=top.strings("secrets", lambda s: _ENV_NAME.fullmatch(s) is not None),
+        secrets=top.strings("secrets", lambda s: ENV_NAME.fullmatch(s) is not None),
         external=tuple(_parse_external(top.objects("external"))),
         target=top.text("target", re.compile("compose|helm"), default=""),
         **_parse_keys(doc.get("keys")),
         settings=tuple(_parse_setting(o, i) for i, o in enumerate(top.objects("settings"))),
         installer=_parse_installer(doc["installer"]) if "installer" in doc else None,
-        delta_base=tuple((f.text("name", _NAME), f.text("version", _SEMVER)) for f in (
+        delta_base=tuple((f.text("name", APP_NAME), f.text("version", SEMVER)) for f in (
             _Fields(o, f"deltaBase[{i}]", ("name", "version")) for i, o in enumerate(top.objects("deltaBase")))))
     for stamp in (manifest.created, manifest.expires):
         if stamp is not None:
@@ -581,5 +569,3 @@ def _read_bundle(raw: BinaryIO, authorize: Authorize, sink: Sink, limits: Limits
     return manifest
 
 
-def now_utc() -> datetime:
-    return datetime.now(UTC)

@@ -11,10 +11,11 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from signing.grammar import ENV_NAME
+
 from .errors import SpecError
 
 TYPES = ("string", "integer", "boolean", "port")
-_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
 _TRUE, _FALSE = {"true", "yes", "1", "on"}, {"false", "no", "0", "off"}
 DEFAULT, SITE, OVERRIDE, SECRET_STORE = "vendor default", "site configuration", "--set override", "secret store"
 
@@ -37,7 +38,7 @@ class Setting:
 
     @classmethod
     def from_json(cls, obj: Any, where: str) -> Setting:
-        if not isinstance(obj, dict) or not isinstance(obj.get("name"), str) or not _NAME.fullmatch(obj["name"]):
+        if not isinstance(obj, dict) or not isinstance(obj.get("name"), str) or not ENV_NAME.fullmatch(obj["name"]):
             raise SpecError(f"{where}: a setting needs a name like DB_HOST")
         unknown = set(obj) - {"name", "type", "default", "required", "secret", "description"}
         if unknown:

@@ -2,27 +2,25 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 import yaml
 
+from signing.grammar import APP_NAME, ENV_NAME, KEY_ID, SEMVER
+
 from .errors import SpecError
 from .oci.model import Platform
 from .oci.refs import Reference
 from .settings import Setting
 
-_NAME = re.compile(r"[a-z0-9]([a-z0-9-]{0,62}[a-z0-9])?")
-_SEMVER = re.compile(r"(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?")
 SOURCE_KINDS = ("registry", "docker", "oci", "archive", "dir")
 _IMAGE_KEYS = {"ref", "source", "platforms", "platform", "entrypoint", "cmd", "env", "workdir", "user",
                "labels"}
 _DIR_ONLY = _IMAGE_KEYS - {"ref", "source", "platforms"}
 _TOP_KEYS = {"name", "version", "description", "expires", "platforms", "registries", "images",
              "compose", "charts", "files", "secrets", "target", "keys", "settings", "installer"}
-_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
 
 
 class _StrictLoader(yaml.SafeLoader):
@@ -171,9 +169,9 @@ def parse_spec(doc: Any, base: Path) -> Spec:
     if unknown:
         raise SpecError(f"unknown field(s) {', '.join(sorted(unknown))} (see docs/SPEC.md)")
     name, version = str(doc.get("name") or ""), str(doc.get("version") or "")
-    if not _NAME.fullmatch(name):
+    if not APP_NAME.fullmatch(name):
         raise SpecError(f"name {name!r} must be lowercase letters, digits and dashes (max 64)")
-    if not _SEMVER.fullmatch(version):
+    if not SEMVER.fullmatch(version):
         raise SpecError(f"version {version!r} is not a semantic version like 1.2.3")
     images = doc.get("images") or []
     if not isinstance(images, list):
@@ -184,7 +182,7 @@ def parse_spec(doc: Any, base: Path) -> Spec:
         raise SpecError(f"images: {next(r for r in refs if refs.count(r) > 1)} is listed twice")
     expires = doc.get("expires")
     secrets = doc.get("secrets") or []
-    if not isinstance(secrets, list) or not all(isinstance(s, str) and _ENV_NAME.fullmatch(s) for s in secrets):
+    if not isinstance(secrets, list) or not all(isinstance(s, str) and ENV_NAME.fullmatch(s) for s in secrets):
         raise SpecError("secrets: expected a list of environment variable names")
     target = str(doc.get("target") or "")
     if target not in ("", "compose", "helm"):
@@ -193,7 +191,7 @@ def parse_spec(doc: Any, base: Path) -> Spec:
     if not isinstance(keys, dict) or set(keys) - {"add", "revoke"}:
         raise SpecError("keys: expected {add: [KEY.pub, ...], revoke: [KEYID, ...]}")
     revoke = [str(k) for k in keys.get("revoke") or []]
-    if not all(re.fullmatch("[0-9a-f]{64}", k) for k in revoke):
+    if not all(KEY_ID.fullmatch(k) for k in revoke):
         raise SpecError("keys.revoke: key ids are 64 lowercase hex digits (satchel keygen prints them)")
     raw_settings = doc.get("settings") or []
     if not isinstance(raw_settings, list):

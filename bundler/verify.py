@@ -10,6 +10,7 @@ from typing import Any, BinaryIO, cast
 
 from signing import envelope, trust
 from signing.errors import TrustError
+from signing.grammar import now_utc, parse_time
 from signing.keys import VerifyKey
 
 from . import format as bundle_format
@@ -19,7 +20,7 @@ from .parts import PartsIndex, PartsReader, find_index, read_index
 
 
 @dataclass(frozen=True)
-class Verified:
+class VerifiedBundle:
     manifest: BundleManifest
     signers: tuple[str, ...]
 
@@ -32,7 +33,7 @@ def authorizer(keys: Sequence[VerifyKey], now: datetime, threshold: int = 1, rev
     def authorize(manifest_bytes: bytes, signatures: bytes) -> BundleManifest:
         verified = trust.verify_signatures(manifest_bytes, signatures, keys, threshold, revoked)
         manifest = bundle_format.parse_manifest(verified.payload)
-        expires = bundle_format.parse_time(manifest.expires) if manifest.expires else None
+        expires = parse_time(manifest.expires) if manifest.expires else None
         trust.check_not_expired(expires, now)
         signers.extend(verified.signers)
         return manifest
@@ -81,13 +82,13 @@ class BundleInput:
 
 def verify_file(path: Path, keys: Sequence[VerifyKey], *, now: datetime | None = None,
                 sink: Sink | None = None, limits: Limits = DEFAULT_LIMITS,
-                progress: Callable[[int], None] | None = None) -> Verified:
+                progress: Callable[[int], None] | None = None) -> VerifiedBundle:
     if not keys:
         raise SpecError("no trusted key given (--key VENDOR.pub)")
-    authorize, signers = authorizer(keys, now or bundle_format.now_utc())
+    authorize, signers = authorizer(keys, now or now_utc())
     with BundleInput(path, keys) as bundle:
         manifest = bundle.read(authorize, sink, limits, progress)
-    return Verified(manifest, tuple(signers))
+    return VerifiedBundle(manifest, tuple(signers))
 
 
 def describe(path: Path) -> dict[str, Any]:

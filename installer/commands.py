@@ -10,10 +10,10 @@ from typing import Any
 
 import click
 
-from bundler.cli import emit_json
 from bundler.delta import inventory_json
 from bundler.errors import SpecError
 from bundler.oci.layout import write_atomic
+from bundler.output import emit_json
 from bundler.progress import Reporter
 from bundler.settings import resolve
 from signing.keys import load_verify_key

@@ -13,13 +13,13 @@ import shutil
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from bundler import __version__ as satchel_version
 from bundler.errors import BundleError, EnvironmentProblem, SpecError
-from bundler.format import BundleManifest, Member, now_utc
+from bundler.format import BundleManifest, Member
 from bundler.kit import runtime
 from bundler.oci.layout import Layout, fsync_dir
 from bundler.oci.model import Descriptor
@@ -28,6 +28,7 @@ from bundler.progress import QUIET, Reporter
 from bundler.settings import Resolved, resolve
 from bundler.verify import BundleInput, authorizer
 from signing import trust
+from signing.grammar import now_utc, parse_time, version_key
 from signing.keys import VerifyKey, load_verify_key
 
 from . import faults, releases, rollback_report, selfupdate
@@ -120,7 +121,7 @@ def trusted_keys(root: Root, given: Sequence[VerifyKey]) -> list[VerifyKey]:
 
 def last_install_time(root: Root) -> datetime | None:
     times = [e["time"] for e in root.history() if e.get("event") == "installed"]
-    return datetime.strptime(max(times), "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC) if times else None
+    return parse_time(max(times)) if times else None
 
 
 def apply_key_changes(root: Root, manifest: BundleManifest, reporter: Reporter) -> None:
@@ -255,7 +256,7 @@ def install(root: Root, bundle: Path, opts: InstallOptions, reporter: Reporter =
 
         def authorize(manifest_bytes: bytes, signatures: bytes) -> BundleManifest:
             manifest = verify_sig(manifest_bytes, signatures)
-            if trust.version_key(manifest.min_installer) > trust.version_key(satchel_version):
+            if version_key(manifest.min_installer) > version_key(satchel_version):
                 raise BundleError(f"the bundle needs Satchel {manifest.min_installer} or newer "
                                   f"(this is {satchel_version})")
             if current == manifest.version and releases.exists(root, current) and hashlib.sha256(

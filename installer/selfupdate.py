@@ -17,7 +17,7 @@ from bundler.kit import runtime
 from bundler.oci.digest import file_digest, hex_of
 from bundler.oci.layout import fsync_dir
 from bundler.progress import Reporter
-from signing.trust import version_key
+from signing.grammar import version_key
 
 from .state import Root
 

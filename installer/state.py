@@ -22,6 +22,7 @@ from typing import Any
 
 from bundler.errors import EnvironmentProblem
 from bundler.oci.layout import Layout, fsync_dir, write_atomic
+from signing.grammar import utc_stamp
 
 from .errors import LockHeld
 
@@ -139,7 +140,7 @@ class Root:
     # -- history and journal ---------------------------------------------------------
 
     def record(self, event: str, **fields: Any) -> None:
-        entry = {"time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), "event": event, **fields}
+        entry = {"time": utc_stamp(), "event": event, **fields}
         with (self.path / "history").open("a") as fh:
             fh.write(json.dumps(entry, sort_keys=True) + "\n")
             fh.flush()

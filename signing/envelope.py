@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import base64
 import binascii
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from . import canonical
 from .errors import MalformedError
+from .grammar import KEY_ID
 from .keys import KEY_TYPES, SigningKey
 
-_KEYID = re.compile(r"[0-9a-f]{64}")
 MAX_SIGNATURES = 16
 
 
@@ -47,7 +46,7 @@ def parse(document: bytes) -> list[Signature]:
         if not isinstance(entry, dict) or set(entry) != {"alg", "keyid", "sig"}:
             raise MalformedError("signatures: each entry needs exactly alg, keyid and sig")
         keyid, alg, sig = entry["keyid"], entry["alg"], entry["sig"]
-        if not isinstance(keyid, str) or not _KEYID.fullmatch(keyid):
+        if not isinstance(keyid, str) or not KEY_ID.fullmatch(keyid):
             raise MalformedError("signatures: keyid must be 64 lowercase hex digits")
         if alg not in KEY_TYPES:
             raise MalformedError(f"signatures: unknown algorithm {alg!r}")

@@ -5,18 +5,18 @@ No files, no network, no global clock, so every decision can be tested exhaustiv
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
 from . import envelope
 from .errors import BadSignatureError, DowngradeError, ExpiredError, UnsignedError, UntrustedKeyError
+from .grammar import version_key
 from .keys import VerifyKey
 
 
 @dataclass(frozen=True)
-class Verified:
+class VerifiedPayload:
     """Payload bytes whose signatures met the threshold, and who signed them."""
 
     payload: bytes
@@ -24,7 +24,7 @@ class Verified:
 
 
 def verify_signatures(payload: bytes, signatures: bytes, trusted: Iterable[VerifyKey],
-                      threshold: int = 1, revoked: Iterable[str] = ()) -> Verified:
+                      threshold: int = 1, revoked: Iterable[str] = ()) -> VerifiedPayload:
     """Check that at least `threshold` distinct trusted, unrevoked keys signed exactly `payload`.
 
     A signature that names a trusted key but does not verify is tampering, not noise: it
@@ -53,7 +53,7 @@ def verify_signatures(payload: bytes, signatures: bytes, trusted: Iterable[Verif
         raise UntrustedKeyError(f"signed only by untrusted key(s) {found}; pass the vendor's key with --key")
     if len(signers) < threshold:
         raise UntrustedKeyError(f"{len(signers)} trusted signature(s), {threshold} required")
-    return Verified(payload, tuple(sorted(signers)))
+    return VerifiedPayload(payload, tuple(sorted(signers)))
 
 
 def effective_now(clock: datetime, last_install: datetime | None) -> datetime:
@@ -65,19 +65,6 @@ def effective_now(clock: datetime, last_install: datetime | None) -> datetime:
 def check_not_expired(expires: datetime | None, now: datetime) -> None:
     if expires is not None and now >= expires:
         raise ExpiredError(f"the bundle expired at {expires.isoformat()}")
-
-
-_SEMVER = re.compile(r"(\d+)\.(\d+)\.(\d+)(?:-([0-9A-Za-z.-]+))?(?:\+[0-9A-Za-z.-]+)?")
-
-
-def version_key(version: str) -> tuple[int, int, int, int, tuple[tuple[int, int | str], ...]]:
-    """Semantic-version precedence: a pre-release sorts before its release."""
-    m = _SEMVER.fullmatch(version)
-    if not m:
-        raise ValueError(f"{version!r} is not a semantic version")
-    pre = m.group(4)
-    ids = tuple((0, int(p)) if p.isdigit() else (1, p) for p in pre.split(".")) if pre else ()
-    return int(m.group(1)), int(m.group(2)), int(m.group(3)), 0 if pre else 1, ids
 
 
 def check_version(new: str, installed: str | None, allow_downgrade: bool) -> None:

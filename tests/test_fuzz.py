@@ -18,6 +18,7 @@ from bundler import format as bundle_format
 from bundler.errors import BundleError
 from bundler.verify import authorizer
 from signing.errors import TrustError
+from signing.grammar import now_utc
 from signing.keys import SigningKey
 from tests import tamper
 
@@ -52,7 +53,7 @@ MANIFEST_DOC = json.loads(tamper.split(BUNDLE)[0].data)
 
 
 def read(data: bytes) -> None:
-    authorize, _ = authorizer([KEY.public], bundle_format.now_utc())
+    authorize, _ = authorizer([KEY.public], now_utc())
     with contextlib.suppress(BundleError, TrustError):
         bundle_format.read_bundle(io.BytesIO(data), authorize)
 
@@ -63,7 +64,7 @@ def parse(data: bytes) -> None:
 
 
 def test_the_seed_bundle_is_valid():
-    authorize, _ = authorizer([KEY.public], bundle_format.now_utc())
+    authorize, _ = authorizer([KEY.public], now_utc())
     assert bundle_format.read_bundle(io.BytesIO(BUNDLE), authorize).name == "fuzz"
 
 

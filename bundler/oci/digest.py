@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import hashlib
-import re
 from pathlib import Path
 from typing import BinaryIO, Protocol
+
+from signing.grammar import DIGEST
 
 from ..errors import BundleError
 
 CHUNK = 1 << 20
-_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 
 
 def is_digest(value: object) -> bool:
-    return isinstance(value, str) and _DIGEST.fullmatch(value) is not None
+    return isinstance(value, str) and DIGEST.fullmatch(value) is not None
 
 
 def check_digest(value: object, what: str = "digest") -> str:

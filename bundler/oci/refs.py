@@ -6,13 +6,14 @@ import ipaddress
 import re
 from dataclasses import dataclass
 
+from signing.grammar import DIGEST
+
 from ..errors import SpecError
 
 DOCKER_HUB = "docker.io"
 _PATH = re.compile(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*")
 _TAG = re.compile(r"[\w][\w.-]{0,127}")
 _DOMAIN = re.compile(r"(?:[a-zA-Z0-9-]+(?:\.[a-zA-Z0-9-]+)*|\[[0-9a-fA-F:]+\])(?::[0-9]+)?")
-_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 
 
 @dataclass(frozen=True, order=True)
@@ -27,7 +28,7 @@ class Reference:
         rest, digest = text, None
         if "@" in rest:
             rest, digest = rest.split("@", 1)
-            if not _DIGEST.fullmatch(digest):
+            if not DIGEST.fullmatch(digest):
                 raise SpecError(f"image reference {text!r}: bad digest {digest!r}")
         tag = None
         last = rest.rsplit("/", 1)[-1]

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
 from typing import Any
+
+from signing.grammar import parse_time
 
 PASS, WARN, FAIL = "pass", "warn", "fail"
 
@@ -17,10 +18,6 @@ class Finding:
 
     def to_json(self) -> dict[str, str]:
         return asdict(self)
-
-
-def _time(text: str) -> datetime:
-    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
 
 
 def analyze(facts: dict[str, Any], errors: list[dict[str, str]]) -> list[Finding]:
@@ -94,7 +91,7 @@ def analyze(facts: dict[str, Any], errors: list[dict[str, str]]) -> list[Finding
 
     created = (state.get("releases") or {}).get(current or "", {}).get("created")
     clock = (facts.get("host") or {}).get("clock_utc")
-    if created and clock and _time(clock) < _time(created):
+    if created and clock and parse_time(clock) < parse_time(created):
         out.append(Finding("clock", FAIL, f"the host clock ({clock}) is earlier than the release's creation "
                                           f"({created}); expiry checks and logs will be wrong"))
     for e in errors:

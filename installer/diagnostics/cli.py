@@ -8,23 +8,22 @@ from pathlib import Path
 
 import click
 
-from bundler.cli import emit_json
 from bundler.errors import SpecError
+from bundler.output import emit_json
+from signing.grammar import parse_duration
 
 from ..state import Root
 from . import archive, report
 from .create import create
 
-_DURATION = re.compile(r"(\d+)([smhd])")
-
 
 def parse_since(value: str | None) -> timedelta | None:
     if value is None:
         return None
-    m = _DURATION.fullmatch(value)
-    if not m:
+    duration = parse_duration(value)
+    if duration is None:
         raise SpecError(f"--since {value!r}: use a duration like 30m, 12h or 7d")
-    return timedelta(**{{"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}[m.group(2)]: int(m.group(1))})
+    return duration
 
 
 @click.group("diagnostics", invoke_without_command=True)

@@ -22,6 +22,7 @@ from bundler.oci.digest import copy_hashed
 from bundler.oci.refs import Reference
 from bundler.oci.registry import Endpoint, RegistryClient
 from bundler.tools import docker
+from signing.grammar import utc_stamp
 from signing.keys import load_verify_key
 
 from .. import releases
@@ -119,7 +120,7 @@ def host_facts(root: Root) -> Callable[[Collection], None]:
         uname = platform.uname()
         facts: dict[str, Any] = {"system": uname.system, "release": uname.release, "machine": uname.machine,
                                  "hostname": uname.node, "cpus": os.cpu_count(),
-                                 "clock_utc": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}
+                                 "clock_utc": utc_stamp()}
         for name, path in (("os_release", "/etc/os-release"), ("meminfo", "/proc/meminfo"),
                            ("loadavg", "/proc/loadavg")):
             try:
@@ -273,7 +274,7 @@ def collect_all(root: Root, since: timedelta | None, redact: list[str]) -> Colle
         for value in SiteConfig(root).secrets().values():
             c.redactor.add_literal(value)
     cutoff = datetime.now(UTC) - since if since else None
-    c.facts["collected_at"] = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    c.facts["collected_at"] = utc_stamp()
     for name, collector in (("satchel", satchel_state(root, cutoff)), ("store", store_check(root)),
                             ("host", host_facts(root)), ("docker", docker_facts(root, cutoff)),
                             ("kubernetes", kubernetes_facts(root)),

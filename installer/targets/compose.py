@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from bundler.discover import interpolate_defaults
+from bundler.compose_vars import interpolate_defaults
 from bundler.errors import BundleError
 from bundler.format import BundleManifest
 from bundler.oci.layout import Layout, write_atomic

@@ -1,0 +1,1 @@
+"""Image sources for `satchel build`: registry, Docker engine, OCI layout, docker-save archive, directory."""
