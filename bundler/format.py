@@ -29,7 +29,7 @@ from signing.errors import KeyFileError, MalformedError, UnsignedError
 from signing.grammar import APP_NAME, ENV_NAME, KEY_ID, SEMVER, SHA256_HEX, parse_time
 from signing.keys import VerifyKey
 
-from . import tarstream
+from . import targets, tarstream
 from .errors import BundleError, SpecError
 from .oci.digest import CHUNK, Writable, is_digest
 from .settings import Setting
@@ -289,6 +289,12 @@ def _parse_external(objs: list[Any]) -> list[tuple[str, int]]:
     return out
 
 
+def _target(name: str) -> str:
+    if name and name not in targets.TARGETS:
+        raise MalformedError(f"manifest: unknown target {name!r}")
+    return name
+
+
 def _parse_installer(obj: Any) -> Installer:
     f = _Fields(obj, "installer", ("path", "digest", "size", "version", "platform"))
     return Installer(f.text("path", _RELPATH), f.digest("digest"), f.size("size"), f.text("version", SEMVER),
@@ -337,7 +343,7 @@ def parse_manifest(data: bytes) -> BundleManifest:
         description=top.text("description", default=""), unpacked_size=top.size("unpackedSize"),
         secrets=top.strings("secrets", lambda s: ENV_NAME.fullmatch(s) is not None),
         external=tuple(_parse_external(top.objects("external"))),
-        target=top.text("target", re.compile("compose|helm"), default=""),
+        target=_target(top.text("target", default="")),
         **_parse_keys(doc.get("keys")),
         settings=tuple(_parse_setting(o, i) for i, o in enumerate(top.objects("settings"))),
         installer=_parse_installer(doc["installer"]) if "installer" in doc else None,

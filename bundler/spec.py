@@ -10,6 +10,7 @@ import yaml
 
 from signing.grammar import APP_NAME, ENV_NAME, KEY_ID, SEMVER
 
+from . import targets
 from .errors import SpecError
 from .oci.model import Platform
 from .oci.refs import Reference
@@ -185,8 +186,8 @@ def parse_spec(doc: Any, base: Path) -> Spec:
     if not isinstance(secrets, list) or not all(isinstance(s, str) and ENV_NAME.fullmatch(s) for s in secrets):
         raise SpecError("secrets: expected a list of environment variable names")
     target = str(doc.get("target") or "")
-    if target not in ("", "compose", "helm"):
-        raise SpecError(f"target {target!r}: choose compose or helm")
+    if target and target not in targets.TARGETS:
+        raise SpecError(f"target {target!r}: choose {' or '.join(targets.TARGETS)}")
     keys = doc.get("keys") or {}
     if not isinstance(keys, dict) or set(keys) - {"add", "revoke"}:
         raise SpecError("keys: expected {add: [KEY.pub, ...], revoke: [KEYID, ...]}")

@@ -16,6 +16,7 @@ from bundler.oci.layout import write_atomic
 from bundler.output import emit_json
 from bundler.progress import Reporter
 from bundler.settings import resolve
+from bundler.targets import TARGETS
 from signing.keys import load_verify_key
 
 from . import releases
@@ -76,7 +77,7 @@ def deploy_options(fn: Any) -> Any:
 @click.option("--allow-downgrade", is_flag=True, help="Install even if older than the installed release.")
 @click.option("--keep", type=click.IntRange(2), default=3, show_default=True, help="Releases to keep.")
 @click.option("--project", default=None, help="Compose project name (default: the bundle's name).")
-@click.option("--target", type=click.Choice(["compose", "helm"]), default=None,
+@click.option("--target", type=click.Choice(TARGETS), default=None,
               help="Where to deploy (default: the bundle's choice, else compose files win over charts).")
 @click.option("--values", "values", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Helm: customer values file over the chart's defaults (repeatable, later wins).")
@@ -141,7 +142,7 @@ def status_cmd(ctx: click.Context, as_json: bool) -> None:
                             "pending": root.journal(), "services": []}
     if current and releases.exists(root, current):
         release = releases.load(root, current)
-        info.update(name=release.info["name"], project=release.project, registry=release.info["registry"])
+        info.update(name=release.info.name, project=release.project, registry=release.info.registry)
         info["services"] = for_release(release).services(release)
     if as_json:
         emit_json(info)
@@ -354,7 +355,7 @@ def inventory_cmd(ctx: click.Context, output: Path) -> None:
     store = root.store
     blobs = {f"sha256:{p.name}": p.stat().st_size for p in store.blobs.glob("[!.]*")}
     kept = [releases.load(root, v) for v in releases.installed_versions(root)]
-    doc = inventory_json(blobs, [(str(r.info["name"]), r.version) for r in kept])
+    doc = inventory_json(blobs, [(r.info.name, r.version) for r in kept])
     write_atomic(output, json.dumps(doc, indent=1).encode())
     click.echo(f"wrote {output}: {len(blobs)} blob(s), releases {', '.join(r.version for r in kept) or 'none'}")
 

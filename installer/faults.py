@@ -1,23 +1,20 @@
-"""Named failure points for fault-injection tests. Unset (always, outside tests), they do
-nothing.
-
-SATCHEL_CRASH_AT=NAME          this process SIGKILLs itself at NAME
-SATCHEL_KILL_AT=NAME=PIDFILE   at NAME, SIGKILL the process whose pid is in PIDFILE
-                               (e.g. the registry, to have it die in the middle of a push)
-"""
+"""Named failure points for fault-injection tests. Production code marks each step with
+point(NAME); nothing happens unless a test has armed a hook: tests/failpoints.py (kill -9 at
+a point, in a subprocess) or the in-memory crash sweep (tests/test_state_machine.py)."""
 
 from __future__ import annotations
 
-import contextlib
-import os
-import signal
-from pathlib import Path
+from collections.abc import Callable
+
+_hook: Callable[[str], None] | None = None
+
+
+def arm(hook: Callable[[str], None] | None) -> None:
+    """Call `hook(NAME)` at every failure point from now on (None disarms)."""
+    global _hook
+    _hook = hook
 
 
 def point(name: str) -> None:
-    if os.environ.get("SATCHEL_CRASH_AT") == name:
-        os.kill(os.getpid(), signal.SIGKILL)
-    target, _, pidfile = os.environ.get("SATCHEL_KILL_AT", "").partition("=")
-    if target == name and pidfile:
-        with contextlib.suppress(OSError, ValueError):
-            os.kill(int(Path(pidfile).read_text()), signal.SIGKILL)
+    if _hook is not None:
+        _hook(name)

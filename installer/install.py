@@ -12,12 +12,13 @@ import os
 import shutil
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from bundler import __version__ as satchel_version
+from bundler import targets as target_names
 from bundler.errors import BundleError, EnvironmentProblem, SpecError
 from bundler.format import BundleManifest, Member
 from bundler.kit import runtime
@@ -31,14 +32,13 @@ from signing import trust
 from signing.grammar import now_utc, parse_time, version_key
 from signing.keys import VerifyKey, load_verify_key
 
-from . import faults, releases, rollback_report, selfupdate
+from . import faults, releases, rollback_report, selfupdate, targets
 from .config import SiteConfig
 from .errors import DeployFailedRestored, DeployFailedUnrestored
-from .push import push_release
+from .push import RegistrySink, push_release
+from .releases import ReleaseInfo
 from .state import Root
-from .targets import compose as compose_target
-from .targets import for_release
-from .targets import helm as helm_target
+from .targets import RenderRequest, for_release
 from .targets.helm import HelmSettings
 from .tools.registry import ManagedRegistry
 from .truststore import TrustStore
@@ -65,6 +65,7 @@ class InstallOptions:
     helm: HelmSettings = field(default_factory=HelmSettings)
     render_only: Path | None = None      # write the rendered release there and stop before the switch
     settings: dict[str, str] = field(default_factory=dict)   # per-install setting overrides (compose)
+    sink: RegistrySink | None = None     # tests: an in-memory registry in place of any real one
 
 
 @dataclass
@@ -139,7 +140,9 @@ def apply_key_changes(root: Root, manifest: BundleManifest, reporter: Reporter) 
             reporter.step(f"key {keyid[:16]} revoked (by the bundle)")
 
 
-def registry_client(root: Root, opts: InstallOptions) -> RegistryClient:
+def registry_client(root: Root, opts: InstallOptions) -> RegistrySink:
+    if opts.sink:
+        return opts.sink
     if opts.registry:
         return RegistryClient(Endpoint(opts.registry, insecure=opts.registry_insecure, ca_file=opts.registry_ca))
     return RegistryClient(Endpoint(ManagedRegistry(root.registry_dir).ensure_running()))
@@ -158,12 +161,13 @@ def _check_space(root: Root, manifest: BundleManifest) -> None:
 def resolve_settings(root: Root, manifest: BundleManifest, opts: InstallOptions) -> Resolved:
     """Settings from all layers; any problem stops the install here, before any change."""
     site = SiteConfig(root)
-    overrides = {} if target_kind(opts, manifest) == "helm" else opts.settings  # helm's --set are values
+    overrides = opts.settings if target_for(opts, manifest).takes_settings else {}  # else --set are target values
     return resolve(list(manifest.settings), site.site(), overrides, site.secrets())
 
 
-def target_kind(opts: InstallOptions, manifest: BundleManifest) -> str:
-    return opts.target or manifest.target or ("helm" if manifest.charts and not manifest.compose else "compose")
+def target_for(opts: InstallOptions, manifest: BundleManifest) -> targets.Target:
+    return targets.get(target_names.choose(opts.target, manifest.target, bool(manifest.compose),
+                                           bool(manifest.charts)))
 
 
 def config_info(root: Root, release_id: str, manifest: BundleManifest, resolved: Resolved) -> dict[str, Any]:
@@ -268,7 +272,7 @@ def install(root: Root, bundle: Path, opts: InstallOptions, reporter: Reporter =
             resolved.append(resolve_settings(root, manifest, opts))
             _check_delta_base(root, manifest)
             _check_space(root, manifest)
-            if opts.registry is None:
+            if opts.registry is None and opts.sink is None:
                 ManagedRegistry(root.registry_dir).check_port()
             head.update(manifest=manifest_bytes, signatures=signatures)
             return manifest
@@ -296,14 +300,11 @@ def install(root: Root, bundle: Path, opts: InstallOptions, reporter: Reporter =
         pushed = push_release(root.store, client, manifest)
         faults.point("after-push")
         tmp = releases.staging_dir(root, version)
-        kind = target_kind(opts, manifest)
-        info: dict[str, Any] = {"name": manifest.name, "version": version, "project": project,
-                                "registry": client.endpoint.host, "target": kind, "compose": []}
-        if kind == "helm":
-            info["helm"] = helm_target.render(manifest, client.endpoint.host, opts.registry_insecure, tmp, opts.helm)
-        else:
-            info["compose"] = compose_target.render(manifest, root.store, client.endpoint.host, tmp)
-        info.update(config_info(root, version, manifest, resolved[0]))
+        target = target_for(opts, manifest)
+        rendered = target.render(RenderRequest(manifest, root.store, client.endpoint.host, opts.registry_insecure,
+                                               tmp, opts.helm))
+        info = ReleaseInfo(name=manifest.name, version=version, project=project, registry=client.endpoint.host,
+                           target=target.name, **rendered, **config_info(root, version, manifest, resolved[0]))
         releases.write_metadata(tmp, head["manifest"], head["signatures"], info)
         if opts.render_only is not None:
             shutil.copytree(tmp, opts.render_only, dirs_exist_ok=True)
@@ -332,7 +333,7 @@ def rollback(root: Root, to: str | None, opts: InstallOptions, reporter: Reporte
             have = ", ".join(releases.installed_versions(root)) or "none"
             raise SpecError(f"release {target_version} is not kept on this host (kept: {have})")
         release = releases.load(root, target_version)
-        if opts.registry is None and release.info.get("registry"):
+        if opts.registry is None:
             # The managed registry may have been restarted or emptied: push again (skips present blobs).
             push_release(root.store, registry_client(root, opts), release.manifest())
         if target_version == current:
@@ -361,8 +362,10 @@ def apply_config(root: Root, opts: InstallOptions, reporter: Reporter = QUIET) -
         if current is None:
             raise SpecError("no release is installed; install a bundle first")
         release = releases.load(root, current)
-        if release.info.get("target") == "helm":
-            raise SpecError("config apply is for the Compose target; for Helm pass --values/--set to install")
+        target = for_release(release)
+        if not target.takes_settings:
+            raise SpecError(f"config apply is for targets that take site settings; {target.name} takes "
+                            "--values/--set at install")
         manifest = release.manifest()
         resolved = resolve_settings(root, manifest, opts)
         base = manifest.version
@@ -370,8 +373,8 @@ def apply_config(root: Root, opts: InstallOptions, reporter: Reporter = QUIET) -
                  if v.rsplit(".", 1)[1].isdigit()]
         new_id = f"{base}+config.{max(taken, default=0) + 1}"
         tmp = releases.staging_dir(root, new_id)
-        rendered = compose_target.render(manifest, root.store, release.info["registry"], tmp)
-        info = {**release.info, "compose": rendered, **config_info(root, new_id, manifest, resolved)}
+        rendered = target.render(RenderRequest(manifest, root.store, release.info.registry, False, tmp))
+        info = replace(release.info, **rendered, **config_info(root, new_id, manifest, resolved))
         releases.write_metadata(tmp, (release.path / "manifest.json").read_bytes(),
                                 (release.path / "signatures.json").read_bytes(), info)
         releases.commit(root, tmp, new_id)

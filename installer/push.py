@@ -7,12 +7,13 @@ missing."""
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from typing import BinaryIO, Protocol
 
 from bundler.format import BundleManifest
 from bundler.oci.layout import Layout
 from bundler.oci.model import INDEX_TYPES, MANIFEST_TYPES, MAX_MANIFEST_BYTES, OCI_MANIFEST, Descriptor, children
 from bundler.oci.refs import Reference
-from bundler.oci.registry import RegistryClient
+from bundler.oci.registry import Endpoint
 
 from . import faults
 
@@ -37,7 +38,19 @@ def _artifacts(manifest: BundleManifest) -> list[tuple[str, str | None, Descript
     return out
 
 
-def push_release(store: Layout, client: RegistryClient, manifest: BundleManifest, concurrency: int = 4) -> int:
+class RegistrySink(Protocol):
+    """Where a release's images go: the registry client, or an in-memory one in tests."""
+
+    endpoint: Endpoint
+
+    def has_blob(self, repo: str, digest: str) -> bool: ...
+
+    def push_blob(self, repo: str, desc: Descriptor, src: BinaryIO) -> None: ...
+
+    def push_manifest(self, repo: str, reference: str, desc: Descriptor, body: bytes) -> None: ...
+
+
+def push_release(store: Layout, client: RegistrySink, manifest: BundleManifest, concurrency: int = 4) -> int:
     """Returns the number of blobs uploaded (0 when the registry already had everything)."""
     uploaded = 0
     with ThreadPoolExecutor(max_workers=concurrency) as pool:

@@ -3,15 +3,15 @@ collected by retention; read back for status, rollback and retention."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from bundler.errors import EnvironmentProblem
 from bundler.format import MANIFEST, SIGNATURES, BundleManifest, parse_manifest
 from bundler.oci.layout import fsync_dir, write_atomic
 
@@ -19,22 +19,101 @@ from . import faults
 from .state import Root
 
 
+def _fields(doc: Any, where: str, required: set[str], optional: frozenset[str] = frozenset()) -> dict[str, Any]:
+    if not isinstance(doc, dict):
+        raise ValueError(f"{where} is not an object")
+    missing, unknown = required - set(doc), set(doc) - required - optional
+    if missing or unknown:
+        raise ValueError(f"{where}: {'missing ' + ', '.join(sorted(missing)) if missing else ''}"
+                         f"{'unknown ' + ', '.join(sorted(unknown)) if unknown else ''}")
+    return doc
+
+
+def _strings(value: Any, where: str) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ValueError(f"{where} is not a list of strings")
+    return tuple(value)
+
+
+@dataclass(frozen=True)
+class HelmChartInfo:
+    name: str
+    version: str
+    release: str                      # the Helm release name
+    rendered: str                     # the rendered manifests, relative to the release directory
+
+
+@dataclass(frozen=True)
+class HelmInfo:
+    """How the Helm target applies a release: everything `helm upgrade` needs."""
+
+    registry: str
+    namespace: str
+    values: tuple[str, ...]           # copies of the customer's values files, lowest first
+    sets: tuple[str, ...]
+    kubeconfig: str | None
+    plain_http: bool
+    charts: tuple[HelmChartInfo, ...]
+
+    @classmethod
+    def from_json(cls, doc: Any) -> HelmInfo:
+        d = _fields(doc, "helm", {"registry", "namespace", "values", "sets", "kubeconfig", "plain_http", "charts"})
+        charts = [_fields(c, "helm.charts[]", {"name", "version", "release", "rendered"}) for c in d["charts"]]
+        return cls(str(d["registry"]), str(d["namespace"]), _strings(d["values"], "helm.values"),
+                   _strings(d["sets"], "helm.sets"), d["kubeconfig"], bool(d["plain_http"]),
+                   tuple(HelmChartInfo(**{k: str(v) for k, v in c.items()}) for c in charts))
+
+    def to_json(self) -> dict[str, Any]:
+        return {**asdict(self), "values": list(self.values), "sets": list(self.sets),
+                "charts": [asdict(c) for c in self.charts]}
+
+
+@dataclass(frozen=True)
+class ReleaseInfo:
+    """release.json: what a release is and how its target applies it."""
+
+    name: str
+    version: str
+    project: str
+    registry: str
+    target: str
+    compose: tuple[str, ...] = ()     # rewritten compose files, relative to the release directory
+    helm: HelmInfo | None = None
+    env_file: str | None = None       # the release's settings, secrets included (outside the release)
+    config: dict[str, Any] | None = None   # public values and the layer each came from
+
+    @classmethod
+    def from_json(cls, doc: Any) -> ReleaseInfo:
+        d = _fields(doc, "release.json", {"name", "version", "project", "registry", "target", "compose"},
+                    frozenset({"helm", "env_file", "config"}))
+        return cls(str(d["name"]), str(d["version"]), str(d["project"]), str(d["registry"]), str(d["target"]),
+                   _strings(d["compose"], "compose"), HelmInfo.from_json(d["helm"]) if d.get("helm") else None,
+                   d.get("env_file"), d.get("config"))
+
+    def to_json(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {"name": self.name, "version": self.version, "project": self.project,
+                               "registry": self.registry, "target": self.target, "compose": list(self.compose)}
+        if self.helm:
+            doc["helm"] = self.helm.to_json()
+        if self.env_file:
+            doc["env_file"] = self.env_file
+        if self.config:
+            doc["config"] = self.config
+        return doc
+
+
 @dataclass(frozen=True)
 class Release:
     path: Path
-    info: dict[str, Any]              # release.json: name, version, project, registry, compose
+    info: ReleaseInfo
 
     @property
     def version(self) -> str:
-        return str(self.info["version"])
+        return self.info.version
 
     @property
     def project(self) -> str:
-        return str(self.info["project"])
-
-    @property
-    def compose(self) -> list[str]:
-        return list(self.info["compose"])
+        return self.info.project
 
     def manifest(self) -> BundleManifest:
         return parse_manifest((self.path / MANIFEST).read_bytes())
@@ -42,7 +121,11 @@ class Release:
 
 def load(root: Root, version: str) -> Release:
     path = root.releases / version
-    return Release(path, json.loads((path / "release.json").read_text()))
+    try:
+        return Release(path, ReleaseInfo.from_json(json.loads((path / "release.json").read_text())))
+    except ValueError as exc:
+        raise EnvironmentProblem(f"{path / 'release.json'} is damaged ({exc}); roll back to another "
+                                 "release or install the bundle again") from None
 
 
 def exists(root: Root, version: str) -> bool:
@@ -55,10 +138,10 @@ def staging_dir(root: Root, version: str) -> Path:
     return Path(tempfile.mkdtemp(dir=root.releases, prefix=f".tmp-{version}-"))
 
 
-def write_metadata(tmp: Path, manifest_bytes: bytes, signatures: bytes, info: dict[str, Any]) -> None:
+def write_metadata(tmp: Path, manifest_bytes: bytes, signatures: bytes, info: ReleaseInfo) -> None:
     write_atomic(tmp / MANIFEST, manifest_bytes)
     write_atomic(tmp / SIGNATURES, signatures)
-    write_atomic(tmp / "release.json", json.dumps(info, indent=2, sort_keys=True).encode())
+    write_atomic(tmp / "release.json", json.dumps(info.to_json(), indent=2, sort_keys=True).encode())
 
 
 def commit(root: Root, tmp: Path, version: str) -> Release:
@@ -119,8 +202,12 @@ def retain(root: Root, keep: int) -> list[str]:
         faults.point("during-retention")
     needed: set[str] = set()
     for version in kept:
-        with contextlib.suppress(FileNotFoundError, ValueError):
+        try:
             needed |= set(load(root, version).manifest().all_blobs)
+        except FileNotFoundError:
+            continue
+        except (EnvironmentProblem, ValueError):
+            return removed   # a kept release we cannot read: collect no blob rather than one it needs
     store = root.store
     for blob in store.blobs.glob("[!.]*"):
         if f"sha256:{blob.name}" not in needed:

@@ -9,7 +9,6 @@ from pathlib import Path
 
 from bundler.errors import SatchelError
 from bundler.oci.layout import write_atomic
-from bundler.tools import docker
 
 from . import releases
 from .diagnostics.redact import Redactor
@@ -28,21 +27,18 @@ def write(root: Root, failed: releases.Release, previous: str | None, detail: st
         for name, value in env.items():
             if name in secret:
                 redactor.add_literal(value)
-    lines = [f"rollback report: {failed.info['version']} ({failed.path.name}) failed: {detail}"]
+    lines = [f"rollback report: {failed.version} ({failed.path.name}) failed: {detail}"]
     try:
         bad = [s for s in for_release(failed).services(failed)
                if s.get("state") != "running" or s.get("health") not in ("", "healthy", "ready")]
         lines += [f"  service {s['service']}: {s['state']} {s.get('health') or ''}".rstrip() for s in bad]
-        names = {str(s["service"]) for s in bad}
-        for item in docker.project_containers(failed.project, None, 20) if names else []:
-            service = item["inspect"]["Config"]["Labels"].get("com.docker.compose.service")
-            if service in names:
-                lines.append(f"  last log lines of {service}:")
-                lines += [f"    {line}" for line in redactor.redact(item["logs"], "report").splitlines()[-20:]]
+        for service, text in for_release(failed).logs(failed, {str(s["service"]) for s in bad}, 20).items():
+            lines.append(f"  last log lines of {service}:")
+            lines += [f"    {line}" for line in redactor.redact(text, "report").splitlines()[-20:]]
     except SatchelError as exc:
         lines.append(f"  (services could not be listed: {exc})")
-    new_values = failed.info.get("config", {}).get("values", {})
-    old_values = old.info.get("config", {}).get("values", {}) if old else {}
+    new_values = (failed.info.config or {}).get("values", {})
+    old_values = (old.info.config or {}).get("values", {}) if old else {}
     changes = []
     for name in sorted(set(new_values) | set(old_values)):
         if name in secret:
@@ -58,7 +54,7 @@ def write(root: Root, failed: releases.Release, previous: str | None, detail: st
 
 
 def _env_values(release: releases.Release) -> dict[str, str]:
-    env = release.info.get("env_file")
+    env = release.info.env_file
     if not env or not Path(env).exists():
         return {}
     return dict(line.split("=", 1) for line in Path(env).read_text().splitlines() if "=" in line)

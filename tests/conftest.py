@@ -20,9 +20,18 @@ if TYPE_CHECKING:
 
 # Hostile bundles refused, by promise (filled by tests/test_hostile.py, printed at the end).
 HOSTILE_COUNTS: Counter[str] = Counter()
+# Crashes of the in-memory sweep, by operation, and the failure points they covered
+# (filled by tests/test_state_machine.py).
+CRASH_SWEEP: Counter[str] = Counter()
+CRASH_POINTS: set[str] = set()
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
+    if CRASH_SWEEP:
+        terminalreporter.write_line(
+            f"in-memory crash sweep: {sum(CRASH_SWEEP.values())} crashes covering all {len(CRASH_POINTS)} failure "
+            f"points ({', '.join(f'{op} {n}' for op, n in CRASH_SWEEP.items())}), each followed by a run that "
+            "finished the job")
     if HOSTILE_COUNTS:
         counts = ", ".join(f"{promise} {n}" for promise, n in sorted(HOSTILE_COUNTS.items()))
         terminalreporter.write_line(f"hostile bundles refused with the host unchanged: {counts} "

@@ -18,8 +18,8 @@ from signing.keys import load_signing_key
 from tests.images import BUSYBOX
 from tests.infra import docker, docker_available, free_port
 from tests.kitbox import KitBox
+from tests.launch import RUN
 
-RUN = "import sys; from installer.cli import main; sys.exit(main(sys.argv[1:]))"
 HEALTHY = '["CMD", "/bin/busybox", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:8080/"]'
 BROKEN = '["CMD", "/bin/busybox", "false"]'
 

@@ -17,8 +17,7 @@ from installer.state import Root
 from installer.tools.registry import ManagedRegistry
 from tests.images import BUSYBOX
 from tests.infra import docker, free_port
-
-RUN = "import sys; from installer.cli import main; sys.exit(main(sys.argv[1:]))"
+from tests.launch import RUN
 
 
 def image_bundle(d: Path, version: str, keys, payload_kib: int) -> Path:

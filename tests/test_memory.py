@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from tests.images import BUSYBOX
+from tests.launch import RUN
 
-RUN = "import sys; from installer.cli import main; sys.exit(main(sys.argv[1:]))"
 # A child spawned straight from pytest (vfork) would report pytest's own high-water mark;
 # a small launcher that forks gives the measured process a fresh address space.
 LAUNCH = ("import os, sys\npid = os.fork()\nif pid == 0:\n    os.execv(sys.argv[1], sys.argv[1:])\n"

@@ -49,7 +49,7 @@ def analyze(facts: dict[str, Any], errors: list[dict[str, str]]) -> list[Finding
 
     if "docker" in failed:
         out.append(Finding("docker", FAIL, f"the Docker engine could not be queried: {failed['docker']}"))
-    if current and not {"docker", "kubernetes"} & set(failed) and not facts.get("containers"):
+    if current and not {"docker", "workload"} & set(failed) and not facts.get("containers"):
         out.append(Finding("containers", FAIL, f"no container of release {current} exists; "
                                                f"`satchel rollback --to {current}` starts them again"))
     for c in facts.get("containers") or []:
@@ -95,6 +95,9 @@ def analyze(facts: dict[str, Any], errors: list[dict[str, str]]) -> list[Finding
         out.append(Finding("clock", FAIL, f"the host clock ({clock}) is earlier than the release's creation "
                                           f"({created}); expiry checks and logs will be wrong"))
     for e in errors:
-        if e["collector"] not in ("docker", "registry", "satchel"):  # those have findings of their own
+        # docker, registry and satchel have findings of their own; the workload of a Compose
+        # release fails with the engine, and saying so once is enough.
+        if e["collector"] not in ("docker", "registry", "satchel") and not (
+                e["collector"] == "workload" and "docker" in failed):
             out.append(Finding(f"collector:{e['collector']}", WARN, f"could not collect: {e['error']}"))
     return out

@@ -28,9 +28,9 @@ from signing.keys import load_verify_key
 from .. import releases
 from ..config import SiteConfig
 from ..state import Root
-from ..targets import kube
+from ..targets import for_release
 from ..tools.registry import ManagedRegistry
-from .redact import HIDDEN, Redactor, is_secret_name
+from .redact import Redactor
 
 
 @dataclass
@@ -137,7 +137,7 @@ def host_facts(root: Root) -> Callable[[Collection], None]:
     return collect
 
 
-def docker_facts(root: Root, since: datetime | None) -> Callable[[Collection], None]:
+def docker_facts() -> Callable[[Collection], None]:
     def collect(c: Collection) -> None:
         report = docker.engine_report()
         c.add_json("docker/version.json", report["version"])
@@ -145,54 +145,18 @@ def docker_facts(root: Root, since: datetime | None) -> Callable[[Collection], N
         data_dir = report["info"].get("DockerRootDir")
         if data_dir and Path(data_dir).exists():
             c.facts.setdefault("host", {}).setdefault("disks", {})["docker_data"] = _disk(Path(data_dir))
-        release = _current_release(root)
-        if release is None or release.info.get("target") == "helm":
-            c.facts.setdefault("containers", [])
-            return
-        manifest = release.manifest()
-        marked = set(manifest.secrets) | {s.name for s in manifest.settings if s.secret}
-        containers = []
-        for item in docker.project_containers(release.project, int(since.timestamp()) if since else None):
-            attrs = item["inspect"]
-            env = attrs.get("Config", {}).get("Env") or []
-            c.redactor.add_env(env, marked)
-            attrs["Config"]["Env"] = [_mask_env(e, marked) for e in env]
-            name = attrs["Name"].lstrip("/")
-            state = attrs.get("State", {})
-            containers.append({"name": name, "service": attrs["Config"]["Labels"].get("com.docker.compose.service"),
-                               "image": attrs["Config"].get("Image"), "status": state.get("Status"),
-                               "health": (state.get("Health") or {}).get("Status", ""),
-                               "restart_count": attrs.get("RestartCount", 0), "exit_code": state.get("ExitCode")})
-            c.add_json(f"docker/containers/{name}.json", attrs)
-            c.files[f"docker/logs/{name}.log"] = item["logs"]
-        c.facts["containers"] = containers
-        c.add_json("docker/containers.json", containers)
 
     return collect
 
 
-def kubernetes_facts(root: Root) -> Callable[[Collection], None]:
-    """For a Helm release: its pods (as containers), recent events and pod logs."""
+def workload_facts(root: Root, since: datetime | None) -> Callable[[Collection], None]:
+    """What the current release runs, as its target sees it (containers, pods) and their logs."""
 
     def collect(c: Collection) -> None:
+        c.facts.setdefault("containers", [])
         release = _current_release(root)
-        if release is None or release.info.get("target") != "helm":
-            return
-        info, marked = release.info["helm"], set(release.manifest().secrets)
-        namespace, kubeconfig = info["namespace"], info.get("kubeconfig")
-        pods = [pod for chart in info["charts"] for pod in kube.release_pods(namespace, chart["release"], kubeconfig)]
-        for pod in pods:
-            c.redactor.add_env(pod["env"], marked)
-            pod["env"] = [_mask_env(e, marked) for e in pod["env"]]
-            for container in pod["containers"]:
-                c.files[f"kubernetes/logs/{pod['name']}/{container}.log"] = kube.pod_logs(
-                    namespace, pod["name"], container, kubeconfig)
-        c.add_json("kubernetes/pods.json", pods)
-        c.add_json("kubernetes/events.json", kube.recent_events(namespace, kubeconfig))
-        c.facts["containers"] = [{"name": p["name"], "service": p["name"], "image": ", ".join(p["images"]),
-                                  "status": "running" if p["phase"] == "Running" else str(p["phase"]).lower(),
-                                  "health": "healthy" if p["ready"] else "unhealthy", "restart_count": p["restarts"],
-                                  "exit_code": None} for p in pods]
+        if release is not None:
+            for_release(release).collect(release, c, since)
 
     return collect
 
@@ -202,11 +166,11 @@ def registry_facts(root: Root) -> Callable[[Collection], None]:
         release = _current_release(root)
         if release is None:
             return
-        client = RegistryClient(Endpoint(release.info["registry"], attempts=2, timeout=10))
-        facts: dict[str, Any] = {"host": release.info["registry"], "reachable": True, "images": [], "missing": []}
+        client = RegistryClient(Endpoint(release.info.registry, attempts=2, timeout=10))
+        facts: dict[str, Any] = {"host": release.info.registry, "reachable": True, "images": [], "missing": []}
         c.facts["registry"] = facts
         managed = ManagedRegistry(root.registry_dir)
-        if managed.host == release.info["registry"]:
+        if managed.host == release.info.registry:
             with contextlib.suppress(SatchelError):     # Docker down: the docker collector says so
                 facts["container"] = {"name": managed.container, "state": docker.container_state(managed.container)}
                 c.files["registry/container.log"] = docker.container_logs(managed.container, lines=200)
@@ -255,11 +219,6 @@ def _disk(path: Path) -> dict[str, int]:
     return {"total": usage.total, "used": usage.used, "free": usage.free}
 
 
-def _mask_env(entry: str, marked: set[str]) -> str:
-    name, sep, _ = entry.partition("=")
-    return f"{name}={HIDDEN}" if sep and (name in marked or is_secret_name(name)) else entry
-
-
 def _is_json(line: str) -> bool:
     try:
         json.loads(line)
@@ -276,8 +235,8 @@ def collect_all(root: Root, since: timedelta | None, redact: list[str]) -> Colle
     cutoff = datetime.now(UTC) - since if since else None
     c.facts["collected_at"] = utc_stamp()
     for name, collector in (("satchel", satchel_state(root, cutoff)), ("store", store_check(root)),
-                            ("host", host_facts(root)), ("docker", docker_facts(root, cutoff)),
-                            ("kubernetes", kubernetes_facts(root)),
+                            ("host", host_facts(root)), ("docker", docker_facts()),
+                            ("workload", workload_facts(root, cutoff)),
                             ("registry", registry_facts(root))):
         c.run(name, collector)
     return c

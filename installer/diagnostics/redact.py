@@ -73,3 +73,9 @@ class Redactor:
 
     def summary(self) -> list[dict[str, object]]:
         return [{"kind": k, "file": f, "count": n} for (k, f), n in sorted(self.report.items())]
+
+
+def mask_env(entry: str, marked: set[str]) -> str:
+    """NAME=VALUE with the value hidden when the vendor marked NAME secret or it looks secret."""
+    name, sep, _ = entry.partition("=")
+    return f"{name}={HIDDEN}" if sep and (name in marked or is_secret_name(name)) else entry

@@ -1,24 +1,74 @@
-"""Deployment targets behind one small protocol: render a release, apply it and wait for
-health, stop it, and report its services. `for_release` picks the one a release names."""
+"""Deployment targets behind one protocol, looked up by name. The names are the list in
+bundler/targets.py (what specs and manifests may say); target NAME is the module
+installer/targets/NAME.py, whose TARGET implements the protocol. Everything that differs
+between targets lives in that module: render, apply, stop, services, the log lines a
+rollback report quotes, and what diagnostics collect."""
 
 from __future__ import annotations
 
+import importlib
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from bundler import targets as names
+from bundler.errors import SpecError
+from bundler.format import BundleManifest
+from bundler.oci.layout import Layout
+
 if TYPE_CHECKING:
+    from ..diagnostics.collect import Collection
     from ..releases import Release
+    from .helm import HelmSettings
+
+
+@dataclass(frozen=True)
+class RenderRequest:
+    """What a target gets to write its part of a release directory."""
+
+    manifest: BundleManifest
+    store: Layout
+    registry: str                       # host[:port] the images were pushed to
+    registry_insecure: bool
+    dest: Path                          # the release directory being written
+    helm: HelmSettings | None = None    # the customer's chart values (Helm only)
 
 
 class Target(Protocol):
-    def apply(self, release: Release, wait_timeout: int) -> tuple[bool, str]: ...
+    name: str
+    takes_settings: bool                # site configuration applies (satchel config apply)
+
+    def render(self, request: RenderRequest) -> dict[str, Any]:
+        """Write the target's files under request.dest; returns release.json fields."""
+
+    def apply(self, release: Release, wait_timeout: int) -> tuple[bool, str]:
+        """Start the release and wait for it to be healthy: (healthy, detail)."""
 
     def stop(self, release: Release) -> None: ...
 
-    def services(self, release: Release) -> list[dict[str, Any]]: ...
+    def services(self, release: Release) -> list[dict[str, Any]]:
+        """Each service (or pod): service, state, health, image."""
+
+    def logs(self, release: Release, services: set[str], lines: int) -> dict[str, str]:
+        """The last log lines of the named services, unredacted (the caller redacts)."""
+
+    def collect(self, release: Release, c: Collection, since: datetime | None) -> None:
+        """Diagnostics: containers (or pods) as facts, their inspect data and logs as files."""
+
+
+# Targets available without a module under installer/targets: the tests' in-memory one.
+REGISTERED: dict[str, Target] = {}
+
+
+def get(name: str) -> Target:
+    if name in REGISTERED:
+        return REGISTERED[name]
+    if name not in names.TARGETS:
+        raise SpecError(f"unknown target {name!r}: choose {' or '.join(names.TARGETS)}")
+    target: Target = importlib.import_module(f"{__name__}.{name}").TARGET
+    return target
 
 
 def for_release(release: Release) -> Target:
-    from .compose import COMPOSE
-    from .helm import HELM
-
-    return HELM if release.info.get("target") == "helm" else COMPOSE
+    return get(release.info.target)

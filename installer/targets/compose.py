@@ -1,8 +1,8 @@
-"""The Docker Compose target: compose files rewritten to pull every image from the local
-registry by digest, applied with a fixed project name, healthy or not."""
+"""The Docker Compose target."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -11,13 +11,17 @@ import yaml
 from bundler.compose_vars import interpolate_defaults
 from bundler.errors import BundleError
 from bundler.format import BundleManifest
-from bundler.oci.layout import Layout, write_atomic
+from bundler.oci.layout import write_atomic
 from bundler.oci.model import Descriptor
 from bundler.oci.refs import Reference
+from bundler.tools import docker
 
+from ..diagnostics.redact import mask_env
 from ..tools import compose
+from . import RenderRequest
 
 if TYPE_CHECKING:
+    from ..diagnostics.collect import Collection
     from ..releases import Release
 
 MAX_COMPOSE_BYTES = 1 << 20
@@ -31,47 +35,78 @@ def local_ref(manifest: BundleManifest, image: str, registry: str) -> str:
     raise BundleError(f"compose file names image {image}, which the bundle does not carry")
 
 
-def render(manifest: BundleManifest, store: Layout, registry: str, dest: Path) -> list[str]:
-    """Write each compose file, rewritten, under dest; returns their relative paths."""
-    out = []
-    for entry in manifest.compose:
-        data = store.read_small(Descriptor("", entry.digest, entry.size), MAX_COMPOSE_BYTES)
-        doc: Any = yaml.safe_load(data)
-        for service in (doc.get("services") or {}).values():
-            if isinstance(service, dict) and service.get("image"):
-                service["image"] = local_ref(manifest, str(service["image"]), registry)
-        write_atomic(dest / "compose" / entry.path, yaml.safe_dump(doc, sort_keys=False).encode())
-        out.append(f"compose/{entry.path}")
-    return out
-
-
 class ComposeTarget:
-    """`docker compose up -d --wait` under the release's fixed project name. A release
-    without compose files only loads images: nothing to start."""
+    """Compose files rewritten to pull every image from the local registry by digest;
+    `docker compose up -d --wait` under the release's fixed project name. A release without
+    compose files only loads images: nothing to start."""
+
+    name = "compose"
+    takes_settings = True
+
+    def render(self, request: RenderRequest) -> dict[str, Any]:
+        """Each compose file, rewritten, under dest/compose/."""
+        out = []
+        for entry in request.manifest.compose:
+            data = request.store.read_small(Descriptor("", entry.digest, entry.size), MAX_COMPOSE_BYTES)
+            doc: Any = yaml.safe_load(data)
+            for service in (doc.get("services") or {}).values():
+                if isinstance(service, dict) and service.get("image"):
+                    service["image"] = local_ref(request.manifest, str(service["image"]), request.registry)
+            write_atomic(request.dest / "compose" / entry.path, yaml.safe_dump(doc, sort_keys=False).encode())
+            out.append(f"compose/{entry.path}")
+        return {"compose": tuple(out)}
 
     def _files(self, release: Release) -> list[Path]:
-        return [release.path / rel for rel in release.compose]
+        return [release.path / rel for rel in release.info.compose]
 
     def _env(self, release: Release) -> Path | None:
         """The release's settings (secrets included) live outside the release directory."""
-        env = release.info.get("env_file")
-        return Path(env) if env else None
+        return Path(release.info.env_file) if release.info.env_file else None
 
     def apply(self, release: Release, wait_timeout: int) -> tuple[bool, str]:
-        if not release.compose:
+        if not release.info.compose:
             return True, "no services"
         return compose.up(release.project, self._files(release), release.path, wait_timeout, self._env(release))
 
     def stop(self, release: Release) -> None:
-        if release.compose:
+        if release.info.compose:
             compose.down(release.project, self._files(release), release.path, self._env(release))
 
     def services(self, release: Release) -> list[dict[str, Any]]:
-        if not release.compose:
+        if not release.info.compose:
             return []
         return [{"service": s.get("Service"), "state": s.get("State"), "health": s.get("Health") or "",
                  "image": s.get("Image")}
                 for s in compose.ps(release.project, self._files(release), release.path, self._env(release))]
 
+    def logs(self, release: Release, services: set[str], lines: int) -> dict[str, str]:
+        out = {}
+        for item in docker.project_containers(release.project, None, lines) if services else []:
+            service = item["inspect"]["Config"]["Labels"].get("com.docker.compose.service")
+            if service in services:
+                out[service] = item["logs"]
+        return out
 
-COMPOSE = ComposeTarget()
+    def collect(self, release: Release, c: Collection, since: datetime | None) -> None:
+        """Every container of the project: inspect data (secret env masked), logs, a summary."""
+        manifest = release.manifest()
+        marked = set(manifest.secrets) | {s.name for s in manifest.settings if s.secret}
+        containers = []
+        for item in docker.project_containers(release.project, int(since.timestamp()) if since else None):
+            attrs = item["inspect"]
+            env = attrs.get("Config", {}).get("Env") or []
+            c.redactor.add_env(env, marked)
+            attrs["Config"]["Env"] = [mask_env(e, marked) for e in env]
+            name = attrs["Name"].lstrip("/")
+            state = attrs.get("State", {})
+            containers.append({"name": name, "service": attrs["Config"]["Labels"].get("com.docker.compose.service"),
+                               "image": attrs["Config"].get("Image"), "status": state.get("Status"),
+                               "health": (state.get("Health") or {}).get("Status", ""),
+                               "restart_count": attrs.get("RestartCount", 0), "exit_code": state.get("ExitCode")})
+            c.add_json(f"docker/containers/{name}.json", attrs)
+            c.files[f"docker/logs/{name}.log"] = item["logs"]
+        c.facts["containers"] = containers
+        c.add_json("docker/containers.json", containers)
+
+
+TARGET = ComposeTarget()

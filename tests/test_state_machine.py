@@ -1,0 +1,180 @@
+"""The install / rollback / recovery state machine in memory: real signed bundles, the real
+content store and state root on disk, an in-memory registry and a dummy target in place of
+Docker. A crash is an os._exit at a failure point in a forked child, as abrupt as kill -9;
+the sweep crashes at every point each operation passes and checks that the next run finishes
+the job. The end-to-end kill -9 tests with Docker stay (tests/test_install_e2e.py)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from bundler.oci.model import Descriptor
+from bundler.oci.registry import Endpoint
+from installer import faults, releases, targets
+from installer.errors import DeployFailedRestored
+from installer.install import InstallOptions, apply_config, install, rollback
+from installer.state import Root
+from signing.keys import load_verify_key
+from tests.conftest import CRASH_POINTS, CRASH_SWEEP
+from tests.dummy_target import DummyTarget
+from tests.hosts import make_bundle
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+class MemoryRegistry:
+    """The registry protocol push uses, in memory; checks every digest it is given."""
+
+    def __init__(self) -> None:
+        self.endpoint = Endpoint("registry.memory.invalid")
+        self.blobs: set[str] = set()
+        self.manifests: dict[tuple[str, str], str] = {}
+
+    def has_blob(self, repo: str, digest: str) -> bool:
+        return digest in self.blobs
+
+    def push_blob(self, repo: str, desc: Descriptor, src) -> None:
+        digest = hashlib.sha256()
+        while chunk := src.read(1 << 20):
+            digest.update(chunk)
+        assert f"sha256:{digest.hexdigest()}" == desc.digest
+        self.blobs.add(desc.digest)
+
+    def push_manifest(self, repo: str, reference: str, desc: Descriptor, body: bytes) -> None:
+        assert f"sha256:{hashlib.sha256(body).hexdigest()}" == desc.digest
+        self.manifests[(repo, reference)] = desc.digest
+
+
+@pytest.fixture(scope="module")
+def bundles(tmp_path_factory, keys) -> dict[str, Path]:
+    base = tmp_path_factory.mktemp("sm-bundles")
+    return {v: make_bundle(base / v, v, keys) for v in ("1.0.0", "1.1.0", "1.2.0", "1.3.0")}
+
+
+@pytest.fixture
+def world(tmp_path, keys, monkeypatch):
+    """A state root, the dummy target (1.2.0 fails its health check) and install options."""
+    target = DummyTarget(tmp_path / "running", broken={"1.2.0"})
+    monkeypatch.setitem(targets.REGISTERED, "dummy", target)
+    opts = InstallOptions(keys=[load_verify_key(keys["vendor.pub"])], target="dummy", sink=MemoryRegistry(),
+                          wait_timeout=5)
+    return Root(tmp_path / "root"), target, opts
+
+
+def test_a_new_target_in_one_file_drives_install_and_rollback(world, bundles):
+    root, target, opts = world
+    assert install(root, bundles["1.0.0"], opts).action == "installed"
+    assert root.current() == "1.0.0" and target.running() == "1.0.0"
+    assert releases.load(root, "1.0.0").info.target == "dummy"
+    assert install(root, bundles["1.1.0"], opts).previous == "1.0.0"
+    assert target.running() == "1.1.0"
+    with pytest.raises(DeployFailedRestored, match=r"1\.2\.0 failed its health check"):
+        install(root, bundles["1.2.0"], opts)
+    assert root.current() == "1.1.0" and target.running() == "1.1.0"
+    report = next((root.path / "reports").iterdir()).read_text()
+    assert "service app: running unhealthy" in report and "    1.2.0 says hello" in report
+    assert rollback(root, None, opts).version == "1.0.0"
+    assert root.current() == "1.0.0" and target.running() == "1.0.0"
+    events = [(e["event"], e.get("version")) for e in root.history()]
+    assert ("failed", "1.2.0") in events and events[-1] == ("rolled-back", "1.0.0")
+
+
+def in_child(run: Callable[[], object], crash_at: str | None) -> int:
+    """Run in a forked child; os._exit(137) at `crash_at`. The child's exit status."""
+    pid = os.fork()
+    if pid == 0:
+        code = 0
+        try:
+            faults.arm((lambda name: os._exit(137) if name == crash_at else None) if crash_at else None)
+            run()
+        except BaseException:
+            code = 1
+        os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status)
+
+
+def points_passed(run: Callable[[], object]) -> list[str]:
+    seen: list[str] = []
+    faults.arm(seen.append)
+    try:
+        run()
+    finally:
+        faults.arm(None)
+    return seen
+
+
+def consistent(root: Root, allowed: set[str]) -> str:
+    """`current` is one complete release of `allowed`: its release.json and all its blobs."""
+    current = root.current()
+    assert current in allowed, current
+    manifest = releases.load(root, current).manifest()
+    assert all(root.store.has(Descriptor("", d, s)) for d, s in manifest.all_blobs.items())
+    return current
+
+
+def _scenarios(bundles: dict[str, Path]):
+    """(name, set-up, operation, states allowed after a crash, check of the finished state)."""
+
+    def upgrade_from_1_0_0(root, opts):
+        install(root, bundles["1.0.0"], opts)
+
+    def two_installed(root, opts):
+        for v in ("1.0.0", "1.1.0"):
+            install(root, bundles[v], opts)
+
+    def config_release(root):
+        return (root.current() or "").startswith("1.0.0+config.")
+
+    return [
+        ("install", upgrade_from_1_0_0, lambda root, opts: install(root, bundles["1.1.0"], opts),
+         {"1.0.0", "1.1.0"}, lambda root: root.current() == "1.1.0"),
+        ("install + retention", two_installed, lambda root, opts: install(root, bundles["1.3.0"], opts),
+         {"1.1.0", "1.3.0"}, lambda root: root.current() == "1.3.0"),
+        ("rollback", two_installed, lambda root, opts: rollback(root, None, opts),
+         {"1.0.0", "1.1.0"}, lambda root: root.current() == "1.0.0"),
+        ("config apply", upgrade_from_1_0_0, lambda root, opts: apply_config(root, opts),
+         {"1.0.0", "1.0.0+config.1"}, config_release),
+    ]
+
+
+def test_crash_at_every_failure_point_then_the_next_run_finishes(tmp_path, keys, bundles, monkeypatch):
+    reached: set[str] = set()
+    for name, setup, operation, allowed, finished in _scenarios(bundles):
+        base = tmp_path / re.sub(r"\W+", "-", name)
+        target = DummyTarget(base / "running", broken=set())
+        monkeypatch.setitem(targets.REGISTERED, "dummy", target)
+        opts = InstallOptions(keys=[load_verify_key(keys["vendor.pub"])], target="dummy", sink=MemoryRegistry(),
+                              wait_timeout=5, keep=2)
+        template = base / "template"
+        setup(Root(template), opts)
+        shutil.copy(target.state, base / "template-running")
+        probe = base / "probe"
+        shutil.copytree(template, probe, symlinks=True)
+        points = points_passed(lambda op=operation, probe=probe, opts=opts: op(Root(probe), opts))
+        assert points, name
+        for point in points:
+            root_dir = base / f"crash-{point}"
+            shutil.copytree(template, root_dir, symlinks=True)
+            shutil.copy(base / "template-running", target.state)
+            root = Root(root_dir)
+            code = in_child(lambda op=operation, root=root, opts=opts: op(root, opts), point)
+            assert code == 137, (name, point, code)
+            consistent(root, allowed)
+            operation(root, opts)                            # the next run finishes the job
+            assert finished(root), (name, point, root.current())
+            assert root.journal() is None and not list(root.staging.iterdir())
+            assert target.running() == root.current()
+            CRASH_SWEEP[name] += 1
+        reached |= set(points)
+    everywhere = set(re.findall(r'faults\.point\("([a-z-]+)"\)',
+                                "".join(p.read_text() for p in (REPO / "installer").rglob("*.py"))))
+    assert reached == everywhere, everywhere - reached
+    CRASH_POINTS.update(reached)
