@@ -21,9 +21,11 @@ from signing.keys import load_verify_key
 
 from . import releases
 from .config import SiteConfig, parse_assignments, read_import
+from .configure import apply_config
 from .diagnostics.cli import diagnostics
 from .diagnostics.redact import is_secret_name
-from .install import InstallOptions, Outcome, apply_config, install, rollback
+from .install import install, rollback
+from .options import InstallOptions, Outcome
 from .state import Root
 from .targets import for_release
 from .targets.helm import HelmSettings

@@ -11,13 +11,16 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import yaml
 
 from bundler.errors import SpecError
+from bundler.format import BundleManifest
 from bundler.oci.layout import write_atomic
-from bundler.settings import Resolved
+from bundler.settings import Resolved, resolve
 
+from . import targets
 from .state import Root
 
 
@@ -102,3 +105,22 @@ def read_import(path: Path) -> dict[str, str]:
         return {str(k): ("true" if v is True else "false" if v is False else str(v)) for k, v in doc.items()}
     lines = [line.strip() for line in text.splitlines() if line.strip() and not line.strip().startswith("#")]
     return parse_assignments(lines, f"{path}:")
+
+
+def resolve_settings(root: Root, manifest: BundleManifest, overrides: dict[str, str], target: str | None) -> Resolved:
+    """Settings from all layers; any problem stops the install here, before any change. The
+    install's --set are settings only for a target that takes them (Helm's are chart values)."""
+    site = SiteConfig(root)
+    if not targets.choose(target, manifest).takes_settings:
+        overrides = {}
+    return resolve(list(manifest.settings), site.site(), overrides, site.secrets())
+
+
+def config_info(root: Root, release_id: str, manifest: BundleManifest, resolved: Resolved) -> dict[str, Any]:
+    """release.json's view of the configuration: public values and layers, and where the env
+    file (secrets included) lives — outside the release directory."""
+    if not manifest.settings:
+        return {}
+    env = SiteConfig(root).env_file(release_id, resolved)
+    return {"env_file": str(env), "config": {"values": resolved.public(list(manifest.settings)),
+                                             "layers": resolved.layers}}

@@ -18,8 +18,10 @@ import pytest
 from bundler.oci.model import Descriptor
 from bundler.oci.registry import Endpoint
 from installer import faults, releases, targets
+from installer.configure import apply_config
 from installer.errors import DeployFailedRestored
-from installer.install import InstallOptions, apply_config, install, rollback
+from installer.install import install, rollback
+from installer.options import InstallOptions
 from installer.state import Root
 from signing.keys import load_verify_key
 from tests.conftest import CRASH_POINTS, CRASH_SWEEP

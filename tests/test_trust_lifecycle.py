@@ -11,7 +11,8 @@ import pytest
 
 from bundler.build import BuildOptions, build
 from bundler.spec import load_spec
-from installer.install import InstallOptions, install
+from installer.install import install
+from installer.options import InstallOptions
 from installer.state import Root
 from installer.tools.registry import ManagedRegistry
 from signing import envelope, trust

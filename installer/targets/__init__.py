@@ -70,5 +70,10 @@ def get(name: str) -> Target:
     return target
 
 
+def choose(asked: str | None, manifest: BundleManifest) -> Target:
+    """The target an install deploys to: --target, else the bundle's, else from its contents."""
+    return get(names.choose(asked, manifest.target, bool(manifest.compose), bool(manifest.charts)))
+
+
 def for_release(release: Release) -> Target:
     return get(release.info.target)

@@ -1,0 +1,46 @@
+"""satchel config apply: a configuration change is a release."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from bundler.errors import SpecError
+from bundler.progress import QUIET, Reporter
+
+from . import releases
+from .config import config_info, resolve_settings
+from .options import InstallOptions, Outcome
+from .state import Root
+from .switch import deploy, recover
+from .targets import RenderRequest, for_release
+
+
+def apply_config(root: Root, opts: InstallOptions, reporter: Reporter = QUIET) -> Outcome:
+    """A configuration change is a release: the current bundle, the new values, switched and
+    health-checked like any install, and rolled back (old values included) if it fails."""
+    root.init()
+    with root.lock(opts.lock_wait):
+        recover(root, opts, reporter)
+        current = root.current()
+        if current is None:
+            raise SpecError("no release is installed; install a bundle first")
+        release = releases.load(root, current)
+        target = for_release(release)
+        if not target.takes_settings:
+            raise SpecError(f"config apply is for targets that take site settings; {target.name} takes "
+                            "--values/--set at install")
+        manifest = release.manifest()
+        resolved = resolve_settings(root, manifest, opts.settings, target.name)
+        base = manifest.version
+        taken = [int(v.rsplit(".", 1)[1]) for v in (p.name for p in root.releases.glob(f"{base}+config.*"))
+                 if v.rsplit(".", 1)[1].isdigit()]
+        new_id = f"{base}+config.{max(taken, default=0) + 1}"
+        tmp = releases.staging_dir(root, new_id)
+        rendered = target.render(RenderRequest(manifest, root.store, release.info.registry, False, tmp))
+        info = replace(release.info, **rendered, **config_info(root, new_id, manifest, resolved))
+        releases.write_metadata(tmp, (release.path / "manifest.json").read_bytes(),
+                                (release.path / "signatures.json").read_bytes(), info)
+        releases.commit(root, tmp, new_id)
+        root.begin(op="config", to=new_id, **{"from": current})
+        deploy(root, new_id, current, opts, reporter, "configured")
+        return Outcome("configured", new_id, current)

@@ -1,0 +1,152 @@
+"""Taking a bundle in: every check that must pass before anything changes (signature, then
+from the manifest alone: installer version, already installed, downgrade, settings, delta
+base, free space, the registry port), then the streamed verification into staging, and the
+promotion of verified blobs into the store."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import BinaryIO
+
+from bundler import __version__ as satchel_version
+from bundler.errors import BundleError, EnvironmentProblem, SpecError
+from bundler.format import BundleManifest, Member
+from bundler.kit import runtime
+from bundler.oci.layout import Layout, fsync_dir
+from bundler.oci.model import Descriptor
+from bundler.progress import Reporter
+from bundler.settings import Resolved
+from bundler.verify import BundleInput, authorizer
+from signing import trust
+from signing.grammar import now_utc, parse_time, version_key
+from signing.keys import VerifyKey, load_verify_key
+
+from . import faults, keychanges, releases, selfupdate
+from .config import resolve_settings
+from .options import InstallOptions, space_margin
+from .state import Root
+from .tools.registry import ManagedRegistry
+from .truststore import TrustStore
+
+
+class AlreadyInstalled(Exception):
+    """Control flow: the bundle is the deployed release; nothing past its manifest is read."""
+
+
+@dataclass(frozen=True)
+class Intake:
+    manifest: BundleManifest
+    manifest_bytes: bytes
+    signatures: bytes
+    resolved: Resolved                   # the settings, from every layer
+
+
+class StagingSink:
+    """Verified members land in staging/; blobs the store already has are only hashed."""
+
+    def __init__(self, store: Layout, directory: Path) -> None:
+        self.store, self.dir = store, directory
+        self.staged: list[Member] = []
+        self._fh: BinaryIO | None = None
+
+    def begin(self, member: Member) -> BinaryIO | None:
+        if member.path.startswith("blobs/") and (self.store.blobs / member.sha256).exists():
+            return None
+        self._fh = (self.dir / member.sha256).open("wb")
+        return self._fh
+
+    def commit(self, member: Member) -> None:
+        if self._fh is not None:
+            self._fh.flush()
+            os.fsync(self._fh.fileno())
+            self._fh.close()
+            self._fh = None
+            if member.path.startswith("blobs/"):
+                self.staged.append(member)
+
+    def promote(self) -> None:
+        """Move every verified blob into the store (same filesystem: rename)."""
+        Layout.create(self.store.root)
+        for member in self.staged:
+            os.replace(self.dir / member.sha256, self.store.blobs / member.sha256)
+        fsync_dir(self.store.blobs)
+
+
+def trusted_keys(root: Root, given: Sequence[VerifyKey]) -> list[VerifyKey]:
+    """--key, else the host's trust store, else (a fresh host) the vendor keys built into the kit."""
+    keys = list(given) or TrustStore(root.trust).keys() or [load_verify_key(p) for p in runtime.trusted_key_files()]
+    if not keys:
+        raise SpecError("no trusted vendor key: pass --key VENDOR.pub or run satchel trust add VENDOR.pub")
+    return keys
+
+
+def last_install_time(root: Root) -> datetime | None:
+    times = [e["time"] for e in root.history() if e.get("event") == "installed"]
+    return parse_time(max(times)) if times else None
+
+
+def check_space(root: Root, manifest: BundleManifest) -> None:
+    store = root.store
+    needed = sum(m.size for m in manifest.members if not (store.blobs / m.sha256).exists())
+    free = shutil.disk_usage(root.path).free
+    margin = space_margin()
+    if free < needed + margin:
+        raise EnvironmentProblem(f"not enough free space in {root.path}: the bundle needs {needed >> 20} MiB "
+                                 f"(+{margin >> 20} MiB margin), {free >> 20} MiB free")
+
+
+def check_delta_base(root: Root, manifest: BundleManifest) -> None:
+    """A delta bundle relies on blobs it does not carry: all must be in the store already."""
+    store = root.store
+    lacking = [d for d, size in manifest.external if not store.has(Descriptor("", d, size))]
+    if lacking:
+        base = ", ".join(f"{n} {v}" for n, v in manifest.delta_base) or "its base release"
+        raise BundleError(f"this delta bundle relies on {len(lacking)} blob(s) this host does not have; "
+                          f"install {base} first, or use the full bundle")
+
+
+def take_in(root: Root, bundle: Path, opts: InstallOptions, current: str | None, reporter: Reporter) -> Intake:
+    """Verify `bundle` into the store; AlreadyInstalled if it is the current release."""
+    keys = trusted_keys(root, opts.keys)
+    store = TrustStore(root.trust)
+    now = trust.effective_now(opts.now or now_utc(), last_install_time(root))
+    verify_sig, _ = authorizer(keys, now, store.threshold(), sorted(store.revoked()))
+    checked: list[Intake] = []
+
+    def authorize(manifest_bytes: bytes, signatures: bytes) -> BundleManifest:
+        manifest = verify_sig(manifest_bytes, signatures)
+        if version_key(manifest.min_installer) > version_key(satchel_version):
+            raise BundleError(f"the bundle needs Satchel {manifest.min_installer} or newer "
+                              f"(this is {satchel_version})")
+        if current == manifest.version and releases.exists(root, current) and hashlib.sha256(
+                manifest_bytes).digest() == hashlib.sha256(
+                (root.releases / current / "manifest.json").read_bytes()).digest():
+            raise AlreadyInstalled(manifest.version)
+        trust.check_version(manifest.version, current, opts.allow_downgrade)
+        selfupdate.check(manifest, opts.allow_downgrade)
+        resolved = resolve_settings(root, manifest, opts.settings, opts.target)
+        check_delta_base(root, manifest)
+        check_space(root, manifest)
+        if opts.registry is None and opts.sink is None:
+            ManagedRegistry(root.registry_dir).check_port()
+        checked.append(Intake(manifest, manifest_bytes, signatures, resolved))
+        return manifest
+
+    staging = Path(tempfile.mkdtemp(dir=root.staging, prefix="bundle-"))
+    sink = StagingSink(root.store, staging)
+    try:
+        with BundleInput(bundle, keys) as source, reporter.bar(source.size, "verifying") as tick:
+            source.read(authorize, sink, progress=tick)
+        faults.point("after-verify")
+        sink.promote()
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    keychanges.apply(root, checked[0].manifest, reporter)
+    return checked[0]
