@@ -10,24 +10,21 @@ from typing import Any
 
 import click
 
-from bundler.delta import inventory_json
 from bundler.errors import SpecError
 from bundler.oci.layout import write_atomic
 from bundler.output import emit_json
 from bundler.progress import Reporter
-from bundler.settings import resolve
 from bundler.targets import TARGETS
 from signing.keys import load_verify_key
 
-from . import releases
-from .config import SiteConfig, parse_assignments, read_import
+from .config import SiteConfig, parse_assignments, read_import, set_site_values
+from .config import show as show_config
 from .configure import apply_config
 from .diagnostics.cli import diagnostics
-from .diagnostics.redact import is_secret_name
 from .install import install, rollback
 from .options import InstallOptions, Outcome
 from .state import Root
-from .targets import for_release
+from .status import inventory, status
 from .targets.helm import HelmSettings
 from .truststore import TrustStore
 
@@ -138,14 +135,8 @@ def rollback_cmd(ctx: click.Context, to: str | None, wait_timeout: int, lock_wai
 def status_cmd(ctx: click.Context, as_json: bool) -> None:
     """The current release and the state of its services."""
     root = _root(ctx)
-    current = root.current()
-    info: dict[str, Any] = {"root": str(root.path), "current": current,
-                            "releases": releases.installed_versions(root),
-                            "pending": root.journal(), "services": []}
-    if current and releases.exists(root, current):
-        release = releases.load(root, current)
-        info.update(name=release.info.name, project=release.project, registry=release.info.registry)
-        info["services"] = for_release(release).services(release)
+    info = status(root)
+    current = info["current"]
     if as_json:
         emit_json(info)
         return
@@ -210,20 +201,14 @@ def trust_list(ctx: click.Context, as_json: bool) -> None:
     click.echo(f"signatures required: {threshold}")
 
 
-def _one_key(ctx: click.Context, keyid: str) -> str:
-    matches = [p.stem for p in _root(ctx).trust.glob("*.pub") if p.stem.startswith(keyid)] if len(keyid) >= 8 else []
-    if len(matches) != 1:
-        raise click.UsageError(f"no single trusted key starts with {keyid!r} (give at least 8 hex digits)")
-    return matches[0]
-
-
 @trust_cmd.command("remove")
 @click.argument("keyid")
 @click.pass_context
 def trust_remove(ctx: click.Context, keyid: str) -> None:
     """Stop trusting a key (it may be added again)."""
-    full = _one_key(ctx, keyid)
-    (_root(ctx).trust / f"{full}.pub").unlink()
+    store = TrustStore(_root(ctx).trust)
+    full = store.find(keyid)
+    store.remove(full)
     click.echo(f"removed {full}")
 
 
@@ -232,8 +217,8 @@ def trust_remove(ctx: click.Context, keyid: str) -> None:
 @click.pass_context
 def trust_revoke(ctx: click.Context, keyid: str) -> None:
     """Revoke a key for good: its signatures never count again on this host."""
-    full = keyid if len(keyid) == 64 else _one_key(ctx, keyid)
     root = _root(ctx)
+    full = keyid if len(keyid) == 64 else TrustStore(root.trust).find(keyid)
     root.init()
     TrustStore(root.trust).revoke(full)
     root.record("revoked", keyid=full)
@@ -254,11 +239,6 @@ def config_cmd() -> None:
     """Site configuration: values kept across upgrades, secrets apart (docs/CONFIGURATION.md)."""
 
 
-def _declared(root: Root) -> list[Any]:
-    current = root.current()
-    return list(releases.load(root, current).manifest().settings) if current else []
-
-
 @config_cmd.command("set")
 @click.argument("assignments", nargs=-1, required=True, metavar="NAME=VALUE...")
 @click.pass_context
@@ -267,12 +247,7 @@ def config_set(ctx: click.Context, assignments: tuple[str, ...]) -> None:
     root = _root(ctx)
     root.init()
     values = parse_assignments(assignments, "config set")
-    declared = {s.name: s.secret for s in _declared(root)}
-    for name in values:
-        # Before anything declares it, a name that looks secret is treated as secret.
-        if declared.get(name, is_secret_name(name)):
-            raise SpecError(f"{name} is secret: use satchel config set-secret {name} (reads standard input)")
-    SiteConfig(root).set(values)
+    set_site_values(root, values)
     click.echo(f"set {', '.join(sorted(values))}; run satchel config apply to use them now")
 
 
@@ -313,21 +288,7 @@ def config_set_secret(ctx: click.Context, name: str) -> None:
 @click.pass_context
 def config_show(ctx: click.Context, as_json: bool) -> None:
     """Effective values for the current release and the layer each comes from."""
-    root = _root(ctx)
-    settings = _declared(root)
-    config = SiteConfig(root)
-    site, secrets = config.site(), config.secrets()
-    rows = []
-    for s in settings:
-        try:
-            mine = {k: v for k, v in site.items() if k == s.name}
-            resolved = resolve([s], mine, {}, {k: v for k, v in secrets.items() if k == s.name})
-            value, layer = resolved.values.get(s.name), resolved.layers.get(s.name, "unset")
-        except SpecError:
-            value, layer = None, "unset (required!)" if s.required else "invalid"
-        shown = ("set" if value is not None else "unset") if s.secret else value
-        rows.append({"name": s.name, "value": shown, "layer": layer, "secret": s.secret, "type": s.type,
-                     "required": s.required, "description": s.description})
+    rows = show_config(_root(ctx))
     if as_json:
         emit_json(rows)
         return
@@ -353,13 +314,10 @@ def config_apply(ctx: click.Context, sets: tuple[str, ...], wait_timeout: int, l
 @click.pass_context
 def inventory_cmd(ctx: click.Context, output: Path) -> None:
     """List the blobs and releases this host holds, for the vendor's `build --delta-from`."""
-    root = _root(ctx)
-    store = root.store
-    blobs = {f"sha256:{p.name}": p.stat().st_size for p in store.blobs.glob("[!.]*")}
-    kept = [releases.load(root, v) for v in releases.installed_versions(root)]
-    doc = inventory_json(blobs, [(r.info.name, r.version) for r in kept])
+    doc = inventory(_root(ctx))
     write_atomic(output, json.dumps(doc, indent=1).encode())
-    click.echo(f"wrote {output}: {len(blobs)} blob(s), releases {', '.join(r.version for r in kept) or 'none'}")
+    click.echo(f"wrote {output}: {len(doc['blobs'])} blob(s), releases "
+               f"{', '.join(r['version'] for r in doc['releases']) or 'none'}")
 
 
 COMMANDS = [install_cmd, rollback_cmd, status_cmd, history_cmd, trust_cmd, diagnostics, inventory_cmd, config_cmd]

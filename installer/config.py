@@ -18,9 +18,10 @@ import yaml
 from bundler.errors import SpecError
 from bundler.format import BundleManifest
 from bundler.oci.layout import write_atomic
-from bundler.settings import Resolved, resolve
+from bundler.settings import Resolved, Setting, resolve
 
-from . import targets
+from . import releases, targets
+from .diagnostics.redact import is_secret_name
 from .state import Root
 
 
@@ -124,3 +125,37 @@ def config_info(root: Root, release_id: str, manifest: BundleManifest, resolved:
     env = SiteConfig(root).env_file(release_id, resolved)
     return {"env_file": str(env), "config": {"values": resolved.public(list(manifest.settings)),
                                              "layers": resolved.layers}}
+
+
+def declared_settings(root: Root) -> list[Setting]:
+    """What the current release lets the customer configure."""
+    current = root.current()
+    return list(releases.load(root, current).manifest().settings) if current else []
+
+
+def set_site_values(root: Root, values: dict[str, str]) -> None:
+    """Site values, never secrets: a name the release declares secret, or (before anything
+    declares it) one that looks secret, must go through set-secret."""
+    declared = {s.name: s.secret for s in declared_settings(root)}
+    for name in values:
+        if declared.get(name, is_secret_name(name)):
+            raise SpecError(f"{name} is secret: use satchel config set-secret {name} (reads standard input)")
+    SiteConfig(root).set(values)
+
+
+def show(root: Root) -> list[dict[str, Any]]:
+    """Each declared setting: its effective value (secrets only as set/unset) and its layer."""
+    config = SiteConfig(root)
+    site, secrets = config.site(), config.secrets()
+    rows = []
+    for s in declared_settings(root):
+        try:
+            resolved = resolve([s], {k: v for k, v in site.items() if k == s.name}, {},
+                               {k: v for k, v in secrets.items() if k == s.name})
+            value, layer = resolved.values.get(s.name), resolved.layers.get(s.name, "unset")
+        except SpecError:
+            value, layer = None, "unset (required!)" if s.required else "invalid"
+        shown = ("set" if value is not None else "unset") if s.secret else value
+        rows.append({"name": s.name, "value": shown, "layer": layer, "secret": s.secret, "type": s.type,
+                     "required": s.required, "description": s.description})
+    return rows

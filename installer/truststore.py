@@ -50,6 +50,17 @@ class TrustStore:
             if key.keyid == keyid:
                 path.unlink()
 
+    def find(self, prefix: str) -> str:
+        """The full id of the one trusted key whose id starts with `prefix` (8+ hex digits)."""
+        matches = [p.stem for p in self.dir.glob("*.pub") if p.stem.startswith(prefix)] if len(prefix) >= 8 else []
+        if len(matches) != 1:
+            raise SpecError(f"no single trusted key starts with {prefix!r} (give at least 8 hex digits)")
+        return matches[0]
+
+    def remove(self, keyid: str) -> None:
+        """Stop trusting a key (it may be added again)."""
+        (self.dir / f"{keyid}.pub").unlink()
+
     def set_threshold(self, n: int) -> None:
         if n < 1 or n > max(1, len(self.keys())):
             raise SpecError(f"threshold {n}: choose between 1 and the number of trusted keys ({len(self.keys())})")
