@@ -1,15 +1,15 @@
-"""Copy one image from a source into a layout store: source -> platform filter -> sink."""
+"""Copy one image from a source into the build cache: source -> platform filter -> copy."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
 from .errors import SpecError
-from .oci.layout import Layout
+from .oci.copy import copy_blobs, put_manifests, walk
+from .oci.layout import Layout, LayoutEnd
 from .oci.model import (
     INDEX_TYPES,
     MAX_MANIFEST_BYTES,
@@ -36,11 +36,6 @@ def _filter_index(body: bytes, kept: list[Descriptor]) -> bytes:
     return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
 
 
-@contextmanager
-def _no_bar(total: int, label: str) -> Iterator[Callable[[int], None]]:
-    yield lambda n: None
-
-
 def _wanted(platform: Platform | None, wanted: tuple[Platform, ...]) -> bool:
     return not wanted or (platform is not None and any(platform.matches(w) for w in wanted))
 
@@ -52,7 +47,6 @@ def pull(source: ImageSource, store: Layout, wanted: tuple[Platform, ...], *, co
          bar: Bar | None = None) -> Pulled:
     root, body = source.root()
     where = source.description
-    blobs: dict[str, Descriptor] = {}
     platforms: list[str] = []
     source_digest = None
     if root.media_type in INDEX_TYPES:
@@ -65,42 +59,20 @@ def pull(source: ImageSource, store: Layout, wanted: tuple[Platform, ...], *, co
             source_digest = root.digest
             body = _filter_index(body, kept)
             root = Descriptor.for_bytes(root.media_type, body)
-        manifests = [(d, source.manifest(d)) for d in kept]
         platforms = [str(d.platform) for d in kept if d.platform]
-    else:
-        manifests = [(root, body)]
-    store.put_bytes(root.media_type, body)
-    blobs[root.digest] = root
-    layers: list[Descriptor] = []
-    for desc, manifest in manifests:
-        if desc.media_type in INDEX_TYPES:
-            raise SpecError(f"{where}: nested indexes are not supported")
-        store.put_bytes(desc.media_type, manifest)
-        blobs.setdefault(desc.digest, desc)
-        config, *image_layers = children(desc.media_type, manifest, where)
+    graph = walk(root, body, source)
+    cache = LayoutEnd(store, where)
+    if root.media_type not in INDEX_TYPES:
+        # A single image: its platform is in its config. Checked from the stored (verified)
+        # config before any layer is fetched.
+        config = graph.blobs[0]
         if not store.has(config):
             with source.open_blob(config) as stream:
-                store.ingest(stream, config, f"{where}: config")
-        blobs.setdefault(config.digest, config)
-        if desc is root:
-            platform = config_platform(store.read_small(config, MAX_MANIFEST_BYTES), where)
-            if not _wanted(platform, wanted):
-                raise SpecError(f"{where} is {platform or 'of unknown platform'}, "
-                                f"not {', '.join(map(str, wanted))}")
-            platforms = [str(platform)] if platform else []
-        for layer in image_layers:
-            if layer.digest not in blobs:
-                blobs[layer.digest] = layer
-                layers.append(layer)
-
-    missing = [layer for layer in layers if not store.has(layer)]
-
-    def fetch(layer: Descriptor) -> Descriptor:
-        with source.open_blob(layer) as stream:
-            return store.ingest(stream, layer, f"{where}: layer")
-
-    with (bar or _no_bar)(sum(layer.size for layer in missing), "pulling") as tick, \
-            ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
-        for done in pool.map(fetch, missing):
-            tick(done.size)
-    return Pulled(root, tuple(blobs.values()), tuple(platforms), source_digest)
+                cache.put_blob(config, stream)
+        platform = config_platform(store.read_small(config, MAX_MANIFEST_BYTES), where)
+        if not _wanted(platform, wanted):
+            raise SpecError(f"{where} is {platform or 'of unknown platform'}, not {', '.join(map(str, wanted))}")
+        platforms = [str(platform)] if platform else []
+    copy_blobs(graph, source, cache, concurrency, bar, "pulling")
+    put_manifests(graph, cache)
+    return Pulled(root, graph.order, tuple(platforms), source_digest)

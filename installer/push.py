@@ -1,17 +1,14 @@
-"""Push a release's images and charts from the content store into a registry, by digest.
-
-Blobs first (skipping those the registry has, several at a time), then manifests
-children-first, then the tag, so the registry never holds a manifest whose blobs are
-missing."""
+"""Push a release's images and charts from the content store into a registry, by digest,
+with the one copy routine (bundler/oci/copy.py); then the tag."""
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from typing import BinaryIO, Protocol
 
 from bundler.format import BundleManifest
-from bundler.oci.layout import Layout
-from bundler.oci.model import INDEX_TYPES, MANIFEST_TYPES, MAX_MANIFEST_BYTES, OCI_MANIFEST, Descriptor, children
+from bundler.oci.copy import copy_blobs, put_manifests, walk
+from bundler.oci.layout import Layout, LayoutEnd
+from bundler.oci.model import MAX_MANIFEST_BYTES, OCI_MANIFEST, Descriptor
 from bundler.oci.refs import Reference
 from bundler.oci.registry import Endpoint
 
@@ -50,29 +47,32 @@ class RegistrySink(Protocol):
     def push_manifest(self, repo: str, reference: str, desc: Descriptor, body: bytes) -> None: ...
 
 
+class _Repository:
+    """One repository of a registry as the sink of a copy (bundler/oci/copy.py)."""
+
+    def __init__(self, client: RegistrySink, repo: str) -> None:
+        self.client, self.repo = client, repo
+
+    def has_blob(self, desc: Descriptor) -> bool:
+        return self.client.has_blob(self.repo, desc.digest)
+
+    def put_blob(self, desc: Descriptor, stream: BinaryIO) -> None:
+        self.client.push_blob(self.repo, desc, stream)
+
+    def put_manifest(self, desc: Descriptor, body: bytes) -> None:
+        self.client.push_manifest(self.repo, desc.digest, desc, body)
+
+
 def push_release(store: Layout, client: RegistrySink, manifest: BundleManifest, concurrency: int = 4) -> int:
     """Returns the number of blobs uploaded (0 when the registry already had everything)."""
+    local = LayoutEnd(store, "the content store")
     uploaded = 0
-    with ThreadPoolExecutor(max_workers=concurrency) as pool:
-        for repo, tag, root in _artifacts(manifest):
-            manifests = [(root, store.read_small(root, MAX_MANIFEST_BYTES))]
-            if root.media_type in INDEX_TYPES:
-                manifests = [(d, store.read_small(d, MAX_MANIFEST_BYTES))
-                             for d in children(root.media_type, manifests[0][1], repo)] + manifests
-            blobs = {d.digest: d for desc, body in manifests if desc.media_type in MANIFEST_TYPES
-                     for d in children(desc.media_type, body, repo)}
-
-            def upload(desc: Descriptor, repo: str = repo) -> bool:
-                if client.has_blob(repo, desc.digest):
-                    return False
-                with store.open_blob(desc.digest) as fh:
-                    client.push_blob(repo, desc, fh)
-                return True
-
-            uploaded += sum(pool.map(upload, blobs.values()))
-            faults.point("during-push")
-            for desc, body in manifests:
-                client.push_manifest(repo, desc.digest, desc, body)
-            if tag:
-                client.push_manifest(repo, tag, root, manifests[-1][1])
+    for repo, tag, root in _artifacts(manifest):
+        graph = walk(root, store.read_small(root, MAX_MANIFEST_BYTES), local)
+        remote = _Repository(client, repo)
+        uploaded += copy_blobs(graph, local, remote, concurrency)
+        faults.point("during-push")
+        put_manifests(graph, remote)
+        if tag:
+            client.push_manifest(repo, tag, root, graph.manifests[-1][1])
     return uploaded

@@ -16,7 +16,7 @@ from typing import BinaryIO
 
 from ..errors import BundleError, EnvironmentProblem
 from .digest import copy_hashed, hex_of, is_digest
-from .model import Descriptor, parse_json
+from .model import MAX_MANIFEST_BYTES, Descriptor, parse_json
 
 OCI_LAYOUT = b'{"imageLayoutVersion":"1.0.0"}'
 REF_ANNOTATION = "org.opencontainers.image.ref.name"
@@ -139,3 +139,26 @@ class Layout:
             raise BundleError(f"cannot read {self.root}/index.json: {exc.strerror}") from None
         manifests = parse_json(body, f"{self.root}/index.json").get("manifests") or []
         return [Descriptor.from_json(d, f"{self.root}/index.json") for d in manifests]
+
+
+class LayoutEnd:
+    """A layout as either end of a copy (copy.py): manifests and blobs by descriptor."""
+
+    def __init__(self, store: Layout, description: str) -> None:
+        self.store, self.description = store, description
+
+    def manifest(self, desc: Descriptor) -> bytes:
+        return self.store.read_small(desc, MAX_MANIFEST_BYTES)
+
+    def open_blob(self, desc: Descriptor) -> BinaryIO:
+        return self.store.open_blob(desc.digest)
+
+    def has_blob(self, desc: Descriptor) -> bool:
+        return self.store.has(desc)
+
+    def put_blob(self, desc: Descriptor, stream: BinaryIO) -> None:
+        self.store.ingest(stream, desc, f"{self.description}: blob")
+
+    def put_manifest(self, desc: Descriptor, body: bytes) -> None:
+        if self.store.put_bytes(desc.media_type, body).digest != desc.digest:
+            raise BundleError(f"{self.description}: manifest {desc.digest} does not match its digest")
