@@ -18,6 +18,7 @@ from signing.keys import SigningKey, load_verify_key
 
 from . import __version__ as satchel_version
 from . import format as bundle_format
+from . import manifest as bundle_manifest
 from .charts import pack_chart
 from .delta import DeltaBase
 from .discover import chart_images, compose_images
@@ -129,7 +130,7 @@ def _layer_mtime(created: str) -> int:
     return int(parse_time(created).timestamp()) if "SOURCE_DATE_EPOCH" in os.environ else 0
 
 
-def _file(spec: Spec, store: Layout, rel: str, what: str) -> bundle_format.File:
+def _file(spec: Spec, store: Layout, rel: str, what: str) -> bundle_manifest.File:
     try:
         with (spec.base / rel).open("rb") as fh:
             desc = store.ingest(fh)
@@ -137,10 +138,10 @@ def _file(spec: Spec, store: Layout, rel: str, what: str) -> bundle_format.File:
         raise SpecError(f"{what} {rel} does not exist (paths are relative to the spec)") from None
     except IsADirectoryError:
         raise SpecError(f"{what} {rel} is a directory; list files") from None
-    return bundle_format.File(rel, desc.digest, desc.size)
+    return bundle_manifest.File(rel, desc.digest, desc.size)
 
 
-def _installer(spec: Spec, store: Layout) -> bundle_format.Installer:
+def _installer(spec: Spec, store: Layout) -> bundle_manifest.Installer:
     """The kit file named by `installer:`; its version and platform from its own trailer."""
     assert spec.installer is not None
     try:
@@ -148,12 +149,12 @@ def _installer(spec: Spec, store: Layout) -> bundle_format.Installer:
     except BundleError as exc:
         raise SpecError(f"installer: {exc}") from None
     kit = _file(spec, store, spec.installer, "installer kit")
-    return bundle_format.Installer(kit.path, kit.digest, kit.size, str(meta["version"]), str(meta["platform"]))
+    return bundle_manifest.Installer(kit.path, kit.digest, kit.size, str(meta["version"]), str(meta["platform"]))
 
 
 def build(spec: Spec, output: Path, keys: Sequence[SigningKey], options: BuildOptions,
           reporter: Reporter = QUIET, now: datetime | None = None,
-          base: DeltaBase | None = None) -> bundle_format.BundleManifest:
+          base: DeltaBase | None = None) -> bundle_manifest.BundleManifest:
     """With `base`, blobs the customer already holds are left out (a delta bundle); the
     manifest still pins them by digest and size, and names the base releases."""
     if not keys:
@@ -174,7 +175,7 @@ def build(spec: Spec, output: Path, keys: Sequence[SigningKey], options: BuildOp
                                        concurrency=concurrency, bar=reporter.bar)))
         finally:
             source.close()
-    charts: list[bundle_format.Chart] = []
+    charts: list[bundle_manifest.Chart] = []
     roots = [(p.root, str(i.ref)) for i, p in pulled]
     blobs = {b.digest: b.size for _, p in pulled for b in p.blobs}
     for rel in spec.charts:
@@ -182,7 +183,7 @@ def build(spec: Spec, output: Path, keys: Sequence[SigningKey], options: BuildOp
         roots.append((packed.manifest, f"charts/{packed.name}:{packed.version}"))
         blobs.update({b.digest: b.size for b in packed.blobs})
         refs = tuple(sorted({str(ref) for _, ref in chart_refs[rel]}))
-        charts.append(bundle_format.Chart(packed.name, packed.version, packed.manifest.digest, rel, refs))
+        charts.append(bundle_manifest.Chart(packed.name, packed.version, packed.manifest.digest, rel, refs))
     compose = tuple(_file(spec, store, rel, "compose file") for rel in spec.compose)
     files = tuple(_file(spec, store, rel, "file") for rel in spec.files)
     installer = _installer(spec, store) if spec.installer else None
@@ -191,14 +192,14 @@ def build(spec: Spec, output: Path, keys: Sequence[SigningKey], options: BuildOp
         blobs[installer.digest] = installer.size
     index_bytes = _index_bytes(roots)
     external = sorted((d, s) for d, s in blobs.items() if base and base.blobs.get(d) == s)
-    members = [bundle_format.Member.for_bytes("oci-layout", OCI_LAYOUT),
-               bundle_format.Member.for_bytes("index.json", index_bytes)]
-    members += [bundle_format.Member.for_blob(d, s) for d, s in sorted(blobs.items()) if (d, s) not in external]
+    members = [bundle_manifest.Member.for_bytes("oci-layout", OCI_LAYOUT),
+               bundle_manifest.Member.for_bytes("index.json", index_bytes)]
+    members += [bundle_manifest.Member.for_blob(d, s) for d, s in sorted(blobs.items()) if (d, s) not in external]
     same_app = [r for r in base.releases if r[0] == spec.name] if base else []
-    manifest = bundle_format.BundleManifest(
+    manifest = bundle_manifest.BundleManifest(
         name=spec.name, version=spec.version, created=created, min_installer=satchel_version,
         members=tuple(members), description=spec.description,
-        images=tuple(bundle_format.Image(str(i.ref), p.root.digest, p.root.media_type,
+        images=tuple(bundle_manifest.Image(str(i.ref), p.root.digest, p.root.media_type,
                                          sum(b.size for b in p.blobs), p.platforms,
                                          tuple(b.digest for b in p.blobs), p.source_digest)
                      for i, p in pulled),
@@ -212,7 +213,7 @@ def build(spec: Spec, output: Path, keys: Sequence[SigningKey], options: BuildOp
     signatures = envelope.sign(manifest_bytes, keys)
     small = {"oci-layout": OCI_LAYOUT, "index.json": index_bytes}
 
-    def open_member(member: bundle_format.Member) -> BinaryIO:
+    def open_member(member: bundle_manifest.Member) -> BinaryIO:
         return BytesIO(small[member.path]) if member.path in small else store.open_blob(member.digest)
 
     reporter.step(f"writing {output} ({len(members)} members, {manifest.unpacked_size} bytes unpacked)")

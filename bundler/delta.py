@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from . import format as bundle_format
+from . import manifest as bundle_manifest
 from .errors import SpecError
 from .oci.digest import is_digest
 from .verify import BundleInput
@@ -47,5 +48,5 @@ def load_delta_base(path: Path) -> DeltaBase:
         return DeltaBase(blobs, releases)
     with BundleInput(path, None) as bundle:
         manifest_bytes, _ = bundle_format.read_head(bundle.stream)
-    old = bundle_format.parse_manifest(manifest_bytes)
+    old = bundle_manifest.parse_manifest(manifest_bytes)
     return DeltaBase(old.all_blobs, ((old.name, old.version),))

@@ -8,7 +8,8 @@ A bundle is one zstd frame holding one tar stream (see docs/FORMAT.md):
     index.json         > an OCI image layout, members in the manifest's order
     blobs/sha256/...  /
 
-The writer (vendor) and the streaming reader (verify, install) both live here. The reader
+The writer (vendor) and the streaming reader (verify, install) both live here; the manifest's
+model and parser are in manifest.py. The reader
 trusts nothing before the signature check, reads nothing the manifest did not announce,
 and never holds more than one chunk of a member in memory.
 """
@@ -16,31 +17,23 @@ and never holds more than one chunk of a member in memory.
 from __future__ import annotations
 
 import hashlib
-import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, BinaryIO, Protocol
 
 import zstandard
 
-from signing import canonical
-from signing.errors import KeyFileError, MalformedError, UnsignedError
-from signing.grammar import APP_NAME, ENV_NAME, KEY_ID, SEMVER, SHA256_HEX, parse_time
-from signing.keys import VerifyKey
+from signing.errors import UnsignedError
 
-from . import targets, tarstream
-from .errors import BundleError, SpecError
-from .oci.digest import CHUNK, Writable, is_digest
-from .settings import Setting
+from . import tarstream
+from .errors import BundleError
+from .manifest import BundleManifest, Member, is_member_name
+from .oci.digest import CHUNK, Writable
 from .zstdframe import decompressing_reader
 
-FORMAT = "satchel.bundle/v1"
 MANIFEST = "manifest.json"
 SIGNATURES = "signatures.json"
-LAYOUT_MEMBERS = ("oci-layout", "index.json")
-_BLOB = re.compile(r"blobs/sha256/([0-9a-f]{64})")
-_RELPATH = re.compile(r"(?!/)(?!.*(^|/)\.\.?(/|$))[A-Za-z0-9._/-]{1,255}")
 
 
 @dataclass(frozen=True)
@@ -49,324 +42,6 @@ class Limits:
     max_signatures: int = 64 << 10
     max_window: int = 1 << 27          # zstd's default decoder limit (windowLog 27)
     max_unpacked: int = 16 << 40
-
-
-def is_member_name(path: str) -> bool:
-    return path in LAYOUT_MEMBERS or _BLOB.fullmatch(path) is not None
-
-
-def member_sort_key(path: str) -> tuple[int, str]:
-    return (LAYOUT_MEMBERS.index(path), "") if path in LAYOUT_MEMBERS else (len(LAYOUT_MEMBERS), path)
-
-
-# -- the manifest -------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Member:
-    path: str
-    size: int
-    sha256: str
-
-    @property
-    def digest(self) -> str:
-        return "sha256:" + self.sha256
-
-    @classmethod
-    def for_bytes(cls, path: str, data: bytes) -> Member:
-        return cls(path, len(data), hashlib.sha256(data).hexdigest())
-
-    @classmethod
-    def for_blob(cls, digest: str, size: int) -> Member:
-        return cls(f"blobs/sha256/{digest[7:]}", size, digest[7:])
-
-
-@dataclass(frozen=True)
-class Image:
-    ref: str
-    digest: str
-    media_type: str
-    size: int                      # bytes of all its blobs, shared ones included
-    platforms: tuple[str, ...]
-    blobs: tuple[str, ...]         # every blob digest the image needs, root first
-    source_digest: str | None = None
-
-
-@dataclass(frozen=True)
-class Chart:
-    name: str
-    version: str
-    digest: str                    # OCI manifest of the chart (Helm media types)
-    path: str
-    images: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class File:
-    path: str
-    digest: str
-    size: int
-
-
-@dataclass(frozen=True)
-class Installer:
-    """A Satchel kit the bundle carries; the customer's kit upgrades itself to it."""
-
-    path: str
-    digest: str
-    size: int
-    version: str
-    platform: str
-
-
-@dataclass(frozen=True)
-class BundleManifest:
-    name: str
-    version: str
-    created: str
-    min_installer: str
-    members: tuple[Member, ...]
-    images: tuple[Image, ...] = ()
-    charts: tuple[Chart, ...] = ()
-    compose: tuple[File, ...] = ()
-    files: tuple[File, ...] = ()
-    platforms: tuple[str, ...] = ()
-    expires: str | None = None
-    description: str = ""
-    secrets: tuple[str, ...] = ()      # environment variable names to redact in diagnostics
-    external: tuple[tuple[str, int], ...] = ()      # delta: (digest, size) relied on, not carried
-    delta_base: tuple[tuple[str, str], ...] = ()    # delta: (name, version) that provide them
-    target: str = ""                   # compose | helm; empty: chosen from the contents
-    trust_add: tuple[str, ...] = ()    # PEM public keys the signers endorse (key rotation)
-    trust_revoke: tuple[str, ...] = ()  # key ids the signers revoke
-    settings: tuple[Setting, ...] = ()  # what the customer configures (bundler.settings)
-    installer: Installer | None = None
-    unpacked_size: int = field(default=-1)
-
-    def __post_init__(self) -> None:
-        if self.unpacked_size < 0:
-            object.__setattr__(self, "unpacked_size", sum(m.size for m in self.members))
-
-    def to_json(self) -> dict[str, Any]:
-        doc: dict[str, Any] = {
-            "format": FORMAT, "name": self.name, "version": self.version, "created": self.created,
-            "description": self.description, "minInstallerVersion": self.min_installer,
-            "platforms": list(self.platforms), "unpackedSize": self.unpacked_size,
-            "members": [{"path": m.path, "size": m.size, "sha256": m.sha256} for m in self.members],
-            "images": [{"ref": i.ref, "digest": i.digest, "mediaType": i.media_type, "size": i.size,
-                        "platforms": list(i.platforms), "blobs": list(i.blobs),
-                        **({"sourceDigest": i.source_digest} if i.source_digest else {})}
-                       for i in self.images],
-            "charts": [{"name": c.name, "version": c.version, "digest": c.digest, "path": c.path,
-                        "images": list(c.images)} for c in self.charts],
-            "compose": [_file_json(f) for f in self.compose],
-            "files": [_file_json(f) for f in self.files],
-        }
-        if self.expires:
-            doc["expires"] = self.expires
-        if self.secrets:
-            doc["secrets"] = list(self.secrets)
-        if self.target:
-            doc["target"] = self.target
-        if self.settings:
-            doc["settings"] = [s.to_json() for s in self.settings]
-        if self.installer:
-            i = self.installer
-            doc["installer"] = {**_file_json(File(i.path, i.digest, i.size)), "version": i.version,
-                                "platform": i.platform}
-        if self.trust_add or self.trust_revoke:
-            doc["keys"] = {"add": list(self.trust_add), "revoke": list(self.trust_revoke)}
-        if self.external:
-            doc["external"] = [{"digest": d, "size": s} for d, s in self.external]
-            doc["deltaBase"] = [{"name": n, "version": v} for n, v in self.delta_base]
-        return doc
-
-    def to_bytes(self) -> bytes:
-        return canonical.dumps(self.to_json())
-
-    @property
-    def blob_digests(self) -> set[str]:
-        """Blobs the bundle carries."""
-        return {m.digest for m in self.members if _BLOB.fullmatch(m.path)}
-
-    @property
-    def all_blobs(self) -> dict[str, int]:
-        """Every blob the release needs, carried or (delta) expected on the host: digest -> size."""
-        out = {m.digest: m.size for m in self.members if _BLOB.fullmatch(m.path)}
-        out.update(dict(self.external))
-        return out
-
-
-def _file_json(f: File) -> dict[str, Any]:
-    return {"path": f.path, "digest": f.digest, "size": f.size}
-
-
-class _Fields:
-    """Strict access to one JSON object: known keys only, typed values, clear errors."""
-
-    def __init__(self, obj: Any, where: str, required: Iterable[str], optional: Iterable[str] = ()) -> None:
-        if not isinstance(obj, dict):
-            raise MalformedError(f"manifest: {where} is not an object")
-        required = set(required)
-        unknown = set(obj) - required - set(optional)
-        if unknown:
-            raise MalformedError(f"manifest: {where} has unknown field(s) {', '.join(sorted(unknown))}")
-        missing = required - set(obj)
-        if missing:
-            raise MalformedError(f"manifest: {where} lacks {', '.join(sorted(missing))}")
-        self.obj, self.where = obj, where
-
-    def get(self, key: str, kind: type, default: Any = None) -> Any:
-        value = self.obj.get(key, default)
-        if value is default and key not in self.obj:
-            return default
-        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-            raise MalformedError(f"manifest: {self.where}.{key} must be a {kind.__name__}")
-        return value
-
-    def text(self, key: str, pattern: re.Pattern[str] | None = None, default: Any = None) -> Any:
-        if key not in self.obj:
-            return default
-        value = self.get(key, str, default)
-        if pattern is not None and not pattern.fullmatch(value):
-            raise MalformedError(f"manifest: {self.where}.{key} {value!r} is not valid")
-        return value
-
-    def digest(self, key: str) -> str:
-        value = self.get(key, str)
-        if not is_digest(value):
-            raise MalformedError(f"manifest: {self.where}.{key} is not a sha256 digest")
-        return str(value)
-
-    def size(self, key: str) -> int:
-        value = self.get(key, int)
-        if value < 0:
-            raise MalformedError(f"manifest: {self.where}.{key} is negative")
-        return int(value)
-
-    def strings(self, key: str, check: Callable[[str], bool] = lambda s: True) -> tuple[str, ...]:
-        items = self.get(key, list, [])
-        if not all(isinstance(s, str) and check(s) for s in items):
-            raise MalformedError(f"manifest: {self.where}.{key} has an invalid entry")
-        return tuple(items)
-
-    def objects(self, key: str) -> list[Any]:
-        return list(self.get(key, list, []))
-
-
-def _parse_file(obj: Any, where: str) -> File:
-    f = _Fields(obj, where, ("path", "digest", "size"))
-    return File(f.text("path", _RELPATH), f.digest("digest"), f.size("size"))
-
-
-def _parse_setting(obj: Any, i: int) -> Setting:
-    try:
-        return Setting.from_json(obj, f"settings[{i}]")
-    except SpecError as exc:
-        raise MalformedError(f"manifest: {exc}") from None
-
-
-def _parse_keys(obj: Any) -> dict[str, tuple[str, ...]]:
-    if obj is None:
-        return {}
-    f = _Fields(obj, "keys", ("add", "revoke"))
-    add = f.strings("add")
-    for pem in add:
-        try:
-            VerifyKey.from_pem(pem.encode(), origin="an endorsed key")
-        except KeyFileError as exc:
-            raise MalformedError(f"manifest: keys.add: {exc}") from None
-    revoke = f.strings("revoke", lambda s: KEY_ID.fullmatch(s) is not None)
-    return {"trust_add": add, "trust_revoke": revoke}
-
-
-def _parse_external(objs: list[Any]) -> list[tuple[str, int]]:
-    out = []
-    for i, obj in enumerate(objs):
-        f = _Fields(obj, f"external[{i}]", ("digest", "size"))
-        out.append((f.digest("digest"), f.size("size")))
-    if out != sorted(out):
-        raise MalformedError("manifest: external blobs are not sorted")
-    return out
-
-
-def _target(name: str) -> str:
-    if name and name not in targets.TARGETS:
-        raise MalformedError(f"manifest: unknown target {name!r}")
-    return name
-
-
-def _parse_installer(obj: Any) -> Installer:
-    f = _Fields(obj, "installer", ("path", "digest", "size", "version", "platform"))
-    return Installer(f.text("path", _RELPATH), f.digest("digest"), f.size("size"), f.text("version", SEMVER),
-                     f.text("platform", re.compile(r"[a-z0-9]+/[a-z0-9]+")))
-
-
-def parse_manifest(data: bytes) -> BundleManifest:
-    """Strictly parse manifest bytes; any deviation is a MalformedError."""
-    doc = canonical.loads(data, what="manifest")
-    top = _Fields(doc, "manifest", ("format", "name", "version", "created", "minInstallerVersion",
-                                     "members", "unpackedSize"),
-                  ("images", "charts", "compose", "files", "platforms", "expires", "description", "secrets",
-                   "external", "deltaBase", "target", "keys", "settings", "installer"))
-    if doc["format"] != FORMAT:
-        raise MalformedError(f"unsupported bundle format {doc['format']!r} (this Satchel reads {FORMAT})")
-    members = []
-    for i, obj in enumerate(top.objects("members")):
-        f = _Fields(obj, f"members[{i}]", ("path", "size", "sha256"))
-        path, sha = f.text("path"), f.text("sha256", SHA256_HEX)
-        blob = _BLOB.fullmatch(path)
-        if not is_member_name(path) or (blob and blob.group(1) != sha):
-            raise MalformedError(f"manifest: member name {path!r} is not allowed")
-        members.append(Member(path, f.size("size"), sha))
-    paths = [m.path for m in members]
-    if paths != sorted(set(paths), key=member_sort_key):
-        raise MalformedError("manifest: members are duplicated or not in canonical order")
-    images = []
-    for i, obj in enumerate(top.objects("images")):
-        f = _Fields(obj, f"images[{i}]", ("ref", "digest", "mediaType", "size", "platforms", "blobs"),
-                    ("sourceDigest",))
-        images.append(Image(f.text("ref"), f.digest("digest"), f.text("mediaType"), f.size("size"),
-                            f.strings("platforms"), f.strings("blobs", is_digest),
-                            f.digest("sourceDigest") if "sourceDigest" in obj else None))
-    charts = []
-    for i, obj in enumerate(top.objects("charts")):
-        f = _Fields(obj, f"charts[{i}]", ("name", "version", "digest", "path", "images"))
-        charts.append(Chart(f.text("name"), f.text("version"), f.digest("digest"), f.text("path", _RELPATH),
-                            f.strings("images")))
-    manifest = BundleManifest(
-        name=top.text("name", APP_NAME), version=top.text("version", SEMVER), created=top.text("created"),
-        min_installer=top.text("minInstallerVersion", SEMVER), members=tuple(members),
-        images=tuple(images), charts=tuple(charts),
-        compose=tuple(_parse_file(o, f"compose[{i}]") for i, o in enumerate(top.objects("compose"))),
-        files=tuple(_parse_file(o, f"files[{i}]") for i, o in enumerate(top.objects("files"))),
-        platforms=top.strings("platforms"), expires=top.text("expires"),
-        description=top.text("description", default=""), unpacked_size=top.size("unpackedSize"),
-        secrets=top.strings("secrets", lambda s: ENV_NAME.fullmatch(s) is not None),
-        external=tuple(_parse_external(top.objects("external"))),
-        target=_target(top.text("target", default="")),
-        **_parse_keys(doc.get("keys")),
-        settings=tuple(_parse_setting(o, i) for i, o in enumerate(top.objects("settings"))),
-        installer=_parse_installer(doc["installer"]) if "installer" in doc else None,
-        delta_base=tuple((f.text("name", APP_NAME), f.text("version", SEMVER)) for f in (
-            _Fields(o, f"deltaBase[{i}]", ("name", "version")) for i, o in enumerate(top.objects("deltaBase")))))
-    for stamp in (manifest.created, manifest.expires):
-        if stamp is not None:
-            try:
-                parse_time(stamp)
-            except ValueError:
-                raise MalformedError(f"manifest: time {stamp!r} is not YYYY-MM-DDTHH:MM:SSZ") from None
-    if manifest.unpacked_size != sum(m.size for m in members):
-        raise MalformedError("manifest: unpackedSize is not the sum of the member sizes")
-    have = manifest.blob_digests | {d for d, _ in manifest.external}
-    if len(manifest.external) != len({d for d, _ in manifest.external}) or (
-            manifest.blob_digests & {d for d, _ in manifest.external}):
-        raise MalformedError("manifest: external blobs are duplicated or also carried")
-    needed = {d for i in images for d in (i.digest, *i.blobs)} | {c.digest for c in charts} | {
-        f.digest for f in (*manifest.compose, *manifest.files)} | (
-        {manifest.installer.digest} if manifest.installer else set())
-    if needed - have:
-        raise MalformedError(f"manifest: refers to blob(s) it does not carry: {sorted(needed - have)[0]}")
-    return manifest
 
 
 # -- writing ------------------------------------------------------------------------

@@ -14,8 +14,10 @@ from signing.grammar import now_utc, parse_time
 from signing.keys import VerifyKey
 
 from . import format as bundle_format
+from . import manifest as bundle_manifest
 from .errors import BundleError, SpecError
-from .format import DEFAULT_LIMITS, BundleManifest, Limits, Sink
+from .format import DEFAULT_LIMITS, Limits, Sink
+from .manifest import BundleManifest
 from .parts import PartsIndex, PartsReader, find_index, read_index
 
 
@@ -32,7 +34,7 @@ def authorizer(keys: Sequence[VerifyKey], now: datetime, threshold: int = 1, rev
 
     def authorize(manifest_bytes: bytes, signatures: bytes) -> BundleManifest:
         verified = trust.verify_signatures(manifest_bytes, signatures, keys, threshold, revoked)
-        manifest = bundle_format.parse_manifest(verified.payload)
+        manifest = bundle_manifest.parse_manifest(verified.payload)
         expires = parse_time(manifest.expires) if manifest.expires else None
         trust.check_not_expired(expires, now)
         signers.extend(verified.signers)
@@ -96,7 +98,7 @@ def describe(path: Path) -> dict[str, Any]:
     with BundleInput(path, None) as bundle:
         manifest_bytes, signature_bytes = bundle_format.read_head(bundle.stream)
         parts = bundle.parts
-    manifest = bundle_format.parse_manifest(manifest_bytes)
+    manifest = bundle_manifest.parse_manifest(manifest_bytes)
     signatures = envelope.parse(signature_bytes)
     uses: dict[str, int] = {}
     for image in manifest.images:

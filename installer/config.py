@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 
 from bundler.errors import SpecError
-from bundler.format import BundleManifest
+from bundler.manifest import BundleManifest
 from bundler.oci.layout import write_atomic
 from bundler.settings import Resolved, Setting, resolve
 

@@ -17,8 +17,8 @@ from typing import BinaryIO
 
 from bundler import __version__ as satchel_version
 from bundler.errors import BundleError, EnvironmentProblem, SpecError
-from bundler.format import BundleManifest, Member
 from bundler.kit import runtime
+from bundler.manifest import BundleManifest, Member
 from bundler.oci.layout import Layout, fsync_dir
 from bundler.oci.model import Descriptor
 from bundler.progress import Reporter

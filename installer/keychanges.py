@@ -3,7 +3,7 @@ revokes stop being trusted (docs/SECURITY.md)."""
 
 from __future__ import annotations
 
-from bundler.format import BundleManifest
+from bundler.manifest import BundleManifest
 from bundler.progress import Reporter
 from signing.keys import VerifyKey
 

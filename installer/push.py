@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import BinaryIO, Protocol
 
-from bundler.format import BundleManifest
+from bundler.manifest import BundleManifest
 from bundler.oci.copy import copy_blobs, put_manifests, walk
 from bundler.oci.layout import Layout, LayoutEnd
 from bundler.oci.model import MAX_MANIFEST_BYTES, OCI_MANIFEST, Descriptor

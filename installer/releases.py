@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from bundler.errors import EnvironmentProblem
-from bundler.format import MANIFEST, SIGNATURES, BundleManifest, parse_manifest
+from bundler.format import MANIFEST, SIGNATURES
+from bundler.manifest import BundleManifest, parse_manifest
 from bundler.oci.layout import fsync_dir, write_atomic
 
 from . import faults

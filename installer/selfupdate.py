@@ -12,8 +12,8 @@ import shutil
 from pathlib import Path
 
 from bundler.errors import BundleError
-from bundler.format import BundleManifest
 from bundler.kit import runtime
+from bundler.manifest import BundleManifest
 from bundler.oci.digest import file_digest, hex_of
 from bundler.oci.layout import fsync_dir
 from bundler.progress import Reporter

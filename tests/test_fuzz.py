@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bundler import format as bundle_format
+from bundler import manifest as bundle_manifest
 from bundler.errors import BundleError
 from bundler.verify import authorizer
 from signing.errors import TrustError
@@ -32,12 +33,12 @@ KEY = SigningKey.generate()
 def small_bundle() -> bytes:
     """A real, signed bundle with two blobs, made with the writer."""
     blobs = [b'{"imageLayoutVersion":"1.0.0"}', b"payload one", b"payload two" * 50]
-    members = [bundle_format.Member.for_bytes("oci-layout", blobs[0])]
-    members += sorted((bundle_format.Member.for_blob("sha256:" + bundle_format.Member.for_bytes("x", b).sha256,
+    members = [bundle_manifest.Member.for_bytes("oci-layout", blobs[0])]
+    members += sorted((bundle_manifest.Member.for_blob("sha256:" + bundle_manifest.Member.for_bytes("x", b).sha256,
                                                      len(b)) for b in blobs[1:]), key=lambda m: m.path)
     data = {m.sha256: b for m, b in zip(members, blobs, strict=False)}
-    data.update({bundle_format.Member.for_bytes("x", b).sha256: b for b in blobs[1:]})
-    manifest = bundle_format.BundleManifest(name="fuzz", version="1.0.0", created="2026-01-01T00:00:00Z",
+    data.update({bundle_manifest.Member.for_bytes("x", b).sha256: b for b in blobs[1:]})
+    manifest = bundle_manifest.BundleManifest(name="fuzz", version="1.0.0", created="2026-01-01T00:00:00Z",
                                             min_installer="0.1.0", members=tuple(members))
     manifest_bytes = manifest.to_bytes()
     from signing import envelope
@@ -60,7 +61,7 @@ def read(data: bytes) -> None:
 
 def parse(data: bytes) -> None:
     with contextlib.suppress(TrustError):  # MalformedError
-        bundle_format.parse_manifest(data)
+        bundle_manifest.parse_manifest(data)
 
 
 def test_the_seed_bundle_is_valid():

@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from bundler.errors import SatchelError
-from bundler.format import MANIFEST, parse_manifest
+from bundler.format import MANIFEST
+from bundler.manifest import parse_manifest
 from bundler.oci.digest import copy_hashed
 from bundler.oci.refs import Reference
 from bundler.oci.registry import Endpoint, RegistryClient

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from bundler import targets as names
 from bundler.errors import SpecError
-from bundler.format import BundleManifest
+from bundler.manifest import BundleManifest
 from bundler.oci.layout import Layout
 
 if TYPE_CHECKING:

@@ -10,7 +10,7 @@ import yaml
 
 from bundler.compose_vars import interpolate_defaults
 from bundler.errors import BundleError
-from bundler.format import BundleManifest
+from bundler.manifest import BundleManifest
 from bundler.oci.layout import write_atomic
 from bundler.oci.model import Descriptor
 from bundler.oci.refs import Reference

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bundler.errors import BundleError, SpecError
-from bundler.format import BundleManifest
+from bundler.manifest import BundleManifest
 from bundler.oci.layout import write_atomic
 from bundler.oci.refs import Reference, is_loopback
 from bundler.tools import helm
