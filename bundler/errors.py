@@ -21,5 +21,9 @@ class RegistryError(EnvironmentProblem):
     """A registry refused or failed a request."""
 
 
+class RegistryServerError(RegistryError):
+    """A registry answered with a server error (5xx) after the retries."""
+
+
 class NotFoundError(RegistryError):
     """A registry or source does not have the requested manifest or blob."""

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import requests
 
 from installer.state import Root
 from installer.tools.registry import ManagedRegistry
@@ -161,4 +162,27 @@ def test_install_reads_the_bundle_once_from_a_pipe(tmp_path, two_versions, keys,
         assert Root(root).current() == "1.0.0"
     finally:
         writer.wait(timeout=30)
+        ManagedRegistry(root / "registry").stop()
+
+
+def test_blobs_the_registry_cannot_stat_are_pushed_again(tmp_path, two_versions, keys, monkeypatch):
+    """A full disk can leave a blob's link file in the registry's storage empty; the registry
+    then answers HTTP 500 for that blob. The next push uploads it again, which repairs it."""
+    old, _ = two_versions
+    monkeypatch.setenv("SATCHEL_REGISTRY_PORT", str(free_port()))
+    root = tmp_path / "root"
+    try:
+        assert satchel(root, "install", old, "--key", keys["vendor.pub"]).returncode == 0
+        host = ManagedRegistry(root / "registry").host
+        repositories = root / "registry" / "data" / "docker" / "registry" / "v2" / "repositories"
+        links = sorted(repositories.rglob("_layers/sha256/*/link"))
+        urls = [f"http://{host}/v2/{link.parents[3].relative_to(repositories)}/blobs/sha256:{link.parent.name}"
+                for link in links]
+        for link in links:
+            link.write_bytes(b"")
+        assert urls and {requests.head(u).status_code for u in urls} == {500}
+        res = satchel(root, "rollback", "--to", "1.0.0")   # re-applies the current release, pushing again
+        assert res.returncode == 0, res.stderr
+        assert {requests.head(u).status_code for u in urls} == {200}
+    finally:
         ManagedRegistry(root / "registry").stop()

@@ -20,7 +20,7 @@ from typing import Any, BinaryIO, cast
 
 import requests
 
-from ..errors import NotFoundError, RegistryError
+from ..errors import NotFoundError, RegistryError, RegistryServerError
 from .digest import sha256_digest
 from .model import (
     DOCKER_LIST,
@@ -205,8 +205,8 @@ class RegistryClient:
             if resp.status_code in (401, 403):
                 raise RegistryError(f"{self.endpoint.host} denied access to {what or url} "
                                     f"(HTTP {resp.status_code}); check the credentials")
-            raise RegistryError(f"{self.endpoint.host}: {method} {what or url} failed "
-                                f"with HTTP {resp.status_code} {detail}")
+            kind = RegistryServerError if resp.status_code >= 500 else RegistryError
+            raise kind(f"{self.endpoint.host}: {method} {what or url} failed with HTTP {resp.status_code} {detail}")
 
     # -- reading --------------------------------------------------------------------
 
@@ -236,9 +236,12 @@ class RegistryClient:
             yield cast(BinaryIO, resp.raw)
 
     def has_blob(self, repo: str, digest: str) -> bool:
+        """False also when the registry cannot tell (5xx): CNCF Distribution answers 500 for a
+        blob whose link file a full disk left empty, and only uploading it again repairs that.
+        An upload of a blob the registry has is harmless."""
         try:
             self.request("HEAD", f"/v2/{repo}/blobs/{digest}", f"repository:{repo}:pull", what=digest)
-        except NotFoundError:
+        except (NotFoundError, RegistryServerError):
             return False
         return True
 
@@ -250,10 +253,9 @@ class RegistryClient:
     # -- writing --------------------------------------------------------------------
 
     def push_blob(self, repo: str, desc: Descriptor, src: BinaryIO) -> None:
-        """Monolithic upload streamed from a seekable file; skipped if the blob exists."""
+        """Monolithic upload streamed from a seekable file (the caller skips blobs the
+        registry has: bundler/oci/copy.py)."""
         scope = f"repository:{repo}:pull,push"
-        if self.has_blob(repo, desc.digest):
-            return
         resp = self.request("POST", f"/v2/{repo}/blobs/uploads/", scope, ok=(202,), what=f"upload to {repo}")
         location = resp.headers.get("Location", "")
         if not location:
