@@ -152,6 +152,23 @@ def _installer(spec: Spec, store: Layout) -> bundle_manifest.Installer:
     return bundle_manifest.Installer(kit.path, kit.digest, kit.size, str(meta["version"]), str(meta["platform"]))
 
 
+def _pull_all(spec: Spec, images: list[ImageSpec], store: Layout, options: BuildOptions, created: str,
+              reporter: Reporter) -> list[tuple[ImageSpec, Pulled]]:
+    """Every image from its source into the build cache, filtered to the wanted platforms."""
+    clients = _Clients(spec)
+    pulled = []
+    for image in images:
+        reporter.step(f"pulling {image.ref} from {image.source}")
+        source = open_source(image, clients, options.cache / "tmp", created)
+        try:
+            concurrency = options.concurrency if image.source == "registry" else 1
+            pulled.append((image, pull(source, store, image.platforms or spec.platforms,
+                                       concurrency=concurrency, bar=reporter.bar)))
+        finally:
+            source.close()
+    return pulled
+
+
 def build(spec: Spec, output: Path, keys: Sequence[SigningKey], options: BuildOptions,
           reporter: Reporter = QUIET, now: datetime | None = None,
           base: DeltaBase | None = None) -> bundle_manifest.BundleManifest:
@@ -161,23 +178,11 @@ def build(spec: Spec, output: Path, keys: Sequence[SigningKey], options: BuildOp
         raise SpecError("a bundle needs at least one signing key (--key NAME.key)")
     created = _created(now)
     store = Layout.create(options.cache / "oci", durable=False)
-    workdir = options.cache / "tmp"
-    clients = _Clients(spec)
     chart_refs = {rel: _refs(chart_images(spec.base / rel), f"chart {rel}") for rel in spec.charts}
-    images = image_list(spec, chart_refs)
-    pulled: list[tuple[ImageSpec, Pulled]] = []
-    for image in images:
-        reporter.step(f"pulling {image.ref} from {image.source}")
-        source = open_source(image, clients, workdir, created)
-        try:
-            concurrency = options.concurrency if image.source == "registry" else 1
-            pulled.append((image, pull(source, store, image.platforms or spec.platforms,
-                                       concurrency=concurrency, bar=reporter.bar)))
-        finally:
-            source.close()
-    charts: list[bundle_manifest.Chart] = []
+    pulled = _pull_all(spec, image_list(spec, chart_refs), store, options, created, reporter)
     roots = [(p.root, str(i.ref)) for i, p in pulled]
     blobs = {b.digest: b.size for _, p in pulled for b in p.blobs}
+    charts = []
     for rel in spec.charts:
         packed = pack_chart(spec.base / rel, store, _layer_mtime(created))
         roots.append((packed.manifest, f"charts/{packed.name}:{packed.version}"))

@@ -11,6 +11,7 @@ import yaml
 
 from .compose_vars import interpolate_defaults
 from .errors import SpecError
+from .image_fields import images_in
 from .spec import load_yaml
 from .tools import helm
 
@@ -30,19 +31,6 @@ def compose_images(path: Path) -> list[str]:
                             "build and tag the image, then set image:")
         images.append(interpolate_defaults(str(image), f"{path}: service {name}"))
     return images
-
-
-def _walk_images(node: Any) -> Iterator[str]:
-    """Every string under an `image:` key, in rendered Kubernetes manifests."""
-    if isinstance(node, dict):
-        for key, value in node.items():
-            if key == "image" and isinstance(value, str):
-                yield value
-            else:
-                yield from _walk_images(value)
-    elif isinstance(node, list):
-        for item in node:
-            yield from _walk_images(item)
 
 
 def _values_images(node: Any, app_version: str) -> Iterator[str]:
@@ -95,6 +83,6 @@ def chart_images(chart: Path) -> list[str]:
             docs = list(yaml.safe_load_all(rendered))
         except yaml.YAMLError as exc:
             raise SpecError(f"{chart}: helm rendered invalid YAML: {exc}") from None
-        return sorted({img for doc in docs for img in _walk_images(doc)})
+        return sorted({img for doc in docs for img in images_in(doc)})
     app_version = str(chart_metadata(chart).get("appVersion") or "")
     return sorted(set(_values_images(_chart_yaml(chart, "values.yaml") or {}, app_version)))

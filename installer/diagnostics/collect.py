@@ -88,32 +88,35 @@ def satchel_state(root: Root, since: datetime | None) -> Callable[[Collection], 
     return collect
 
 
-def store_check(root: Root) -> Callable[[Collection], None]:
-    """Re-hash every blob the current release needs: the verification result support sees."""
+def for_current(root: Root, body: Callable[[Collection, Root, releases.Release], None]) -> Callable[[Collection], None]:
+    """A collector about the current release; nothing to collect when there is none."""
 
     def collect(c: Collection) -> None:
-        release = _current_release(root)
-        if release is None:
-            return
-        manifest = release.manifest()
-        store = root.store
-        ok, missing, corrupt = 0, [], []
-        for expected, expected_size in manifest.all_blobs.items():
-            path = store.blobs / expected[7:]
-            if not path.exists():
-                missing.append(expected)
-                continue
-            with path.open("rb") as fh:
-                digest, size = copy_hashed(fh, None)
-            if (digest, size) != (expected, expected_size):
-                corrupt.append(expected)
-            else:
-                ok += 1
-        results = {"ok": ok, "missing": missing, "corrupt": corrupt}
-        c.facts["store"] = results
-        c.add_json("satchel/store-verification.json", results)
+        current = root.current()
+        if current:
+            body(c, root, releases.load(root, current))
 
     return collect
+
+
+def store_check(c: Collection, root: Root, release: releases.Release) -> None:
+    """Re-hash every blob the current release needs: the verification result support sees."""
+    store = root.store
+    ok, missing, corrupt = 0, [], []
+    for expected, expected_size in release.manifest().all_blobs.items():
+        path = store.blobs / expected[7:]
+        if not path.exists():
+            missing.append(expected)
+            continue
+        with path.open("rb") as fh:
+            digest, size = copy_hashed(fh, None)
+        if (digest, size) != (expected, expected_size):
+            corrupt.append(expected)
+        else:
+            ok += 1
+    results = {"ok": ok, "missing": missing, "corrupt": corrupt}
+    c.facts["store"] = results
+    c.add_json("satchel/store-verification.json", results)
 
 
 def host_facts(root: Root) -> Callable[[Collection], None]:
@@ -150,52 +153,38 @@ def docker_facts() -> Callable[[Collection], None]:
     return collect
 
 
-def workload_facts(root: Root, since: datetime | None) -> Callable[[Collection], None]:
+def workload_facts(since: datetime | None) -> Callable[[Collection, Root, releases.Release], None]:
     """What the current release runs, as its target sees it (containers, pods) and their logs."""
 
-    def collect(c: Collection) -> None:
-        c.facts.setdefault("containers", [])
-        release = _current_release(root)
-        if release is not None:
-            for_release(release).collect(release, c, since)
+    def collect(c: Collection, root: Root, release: releases.Release) -> None:
+        for_release(release).collect(release, c, since)
 
     return collect
 
 
-def registry_facts(root: Root) -> Callable[[Collection], None]:
-    def collect(c: Collection) -> None:
-        release = _current_release(root)
-        if release is None:
-            return
-        client = RegistryClient(Endpoint(release.info.registry, attempts=2, timeout=10))
-        facts: dict[str, Any] = {"host": release.info.registry, "reachable": True, "images": [], "missing": []}
-        c.facts["registry"] = facts
-        managed = ManagedRegistry(root.registry_dir)
-        if managed.host == release.info.registry:
-            with contextlib.suppress(SatchelError):     # Docker down: the docker collector says so
-                facts["container"] = {"name": managed.container, "state": docker.container_state(managed.container)}
-                c.files["registry/container.log"] = docker.container_logs(managed.container, lines=200)
-        try:
-            client.request("GET", "/v2/", "", what="the API root")
-        except Exception as exc:
-            facts["reachable"] = False
-            facts["error"] = str(exc)
-            c.add_json("registry/report.json", facts)
-            return
-        for image in release.manifest().images:
-            repo = Reference.parse(image.ref).repository
-            present = [d for d in image.blobs if _present(client, repo, d, d == image.digest)]
-            facts["images"].append({"ref": image.ref, "repository": repo, "tags": _tags(client, repo),
-                                    "needed": len(image.blobs), "present": len(present)})
-            facts["missing"] += [f"{repo}@{d}" for d in image.blobs if d not in present]
+def registry_facts(c: Collection, root: Root, release: releases.Release) -> None:
+    client = RegistryClient(Endpoint(release.info.registry, attempts=2, timeout=10))
+    facts: dict[str, Any] = {"host": release.info.registry, "reachable": True, "images": [], "missing": []}
+    c.facts["registry"] = facts
+    managed = ManagedRegistry(root.registry_dir)
+    if managed.host == release.info.registry:
+        with contextlib.suppress(SatchelError):     # Docker down: the docker collector says so
+            facts["container"] = {"name": managed.container, "state": docker.container_state(managed.container)}
+            c.files["registry/container.log"] = docker.container_logs(managed.container, lines=200)
+    try:
+        client.request("GET", "/v2/", "", what="the API root")
+    except Exception as exc:
+        facts["reachable"] = False
+        facts["error"] = str(exc)
         c.add_json("registry/report.json", facts)
-
-    return collect
-
-
-def _current_release(root: Root) -> releases.Release | None:
-    current = root.current()
-    return releases.load(root, current) if current else None
+        return
+    for image in release.manifest().images:
+        repo = Reference.parse(image.ref).repository
+        present = [d for d in image.blobs if _present(client, repo, d, d == image.digest)]
+        facts["images"].append({"ref": image.ref, "repository": repo, "tags": _tags(client, repo),
+                                "needed": len(image.blobs), "present": len(present)})
+        facts["missing"] += [f"{repo}@{d}" for d in image.blobs if d not in present]
+    c.add_json("registry/report.json", facts)
 
 
 def _present(client: RegistryClient, repo: str, digest: str, is_root: bool) -> bool:
@@ -234,10 +223,10 @@ def collect_all(root: Root, since: timedelta | None, redact: list[str]) -> Colle
         for value in SiteConfig(root).secrets().values():
             c.redactor.add_literal(value)
     cutoff = datetime.now(UTC) - since if since else None
-    c.facts["collected_at"] = utc_stamp()
-    for name, collector in (("satchel", satchel_state(root, cutoff)), ("store", store_check(root)),
+    c.facts.update(collected_at=utc_stamp(), containers=[])
+    for name, collector in (("satchel", satchel_state(root, cutoff)), ("store", for_current(root, store_check)),
                             ("host", host_facts(root)), ("docker", docker_facts()),
-                            ("workload", workload_facts(root, cutoff)),
-                            ("registry", registry_facts(root))):
+                            ("workload", for_current(root, workload_facts(cutoff))),
+                            ("registry", for_current(root, registry_facts))):
         c.run(name, collector)
     return c

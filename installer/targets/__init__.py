@@ -16,6 +16,7 @@ from bundler import targets as names
 from bundler.errors import SpecError
 from bundler.manifest import BundleManifest
 from bundler.oci.layout import Layout
+from bundler.oci.refs import Reference
 
 if TYPE_CHECKING:
     from ..diagnostics.collect import Collection
@@ -55,6 +56,12 @@ class Target(Protocol):
 
     def collect(self, release: Release, c: Collection, since: datetime | None) -> None:
         """Diagnostics: containers (or pods) as facts, their inspect data and logs as files."""
+
+
+def local_images(manifest: BundleManifest, registry: str) -> dict[str, str]:
+    """Each image the bundle carries (its normalised reference) -> REGISTRY/REPOSITORY@DIGEST."""
+    return {str(Reference.parse(i.ref)): f"{registry}/{Reference.parse(i.ref).repository}@{i.digest}"
+            for i in manifest.images}
 
 
 # Targets available without a module under installer/targets: the tests' in-memory one.

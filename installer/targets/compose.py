@@ -10,7 +10,6 @@ import yaml
 
 from bundler.compose_vars import interpolate_defaults
 from bundler.errors import BundleError
-from bundler.manifest import BundleManifest
 from bundler.oci.layout import write_atomic
 from bundler.oci.model import Descriptor
 from bundler.oci.refs import Reference
@@ -18,7 +17,7 @@ from bundler.tools import docker
 
 from ..diagnostics.redact import mask_env
 from ..tools import compose
-from . import RenderRequest
+from . import RenderRequest, local_images
 
 if TYPE_CHECKING:
     from ..diagnostics.collect import Collection
@@ -27,12 +26,11 @@ if TYPE_CHECKING:
 MAX_COMPOSE_BYTES = 1 << 20
 
 
-def local_ref(manifest: BundleManifest, image: str, registry: str) -> str:
-    wanted = str(Reference.parse(interpolate_defaults(image, "compose")))
-    for entry in manifest.images:
-        if entry.ref == wanted:
-            return f"{registry}/{Reference.parse(entry.ref).repository}@{entry.digest}"
-    raise BundleError(f"compose file names image {image}, which the bundle does not carry")
+def local_ref(images: dict[str, str], image: str) -> str:
+    local = images.get(str(Reference.parse(interpolate_defaults(image, "compose"))))
+    if local is None:
+        raise BundleError(f"compose file names image {image}, which the bundle does not carry")
+    return local
 
 
 class ComposeTarget:
@@ -45,13 +43,13 @@ class ComposeTarget:
 
     def render(self, request: RenderRequest) -> dict[str, Any]:
         """Each compose file, rewritten, under dest/compose/."""
-        out = []
+        out, images = [], local_images(request.manifest, request.registry)
         for entry in request.manifest.compose:
             data = request.store.read_small(Descriptor("", entry.digest, entry.size), MAX_COMPOSE_BYTES)
             doc: Any = yaml.safe_load(data)
             for service in (doc.get("services") or {}).values():
                 if isinstance(service, dict) and service.get("image"):
-                    service["image"] = local_ref(request.manifest, str(service["image"]), request.registry)
+                    service["image"] = local_ref(images, str(service["image"]))
             write_atomic(request.dest / "compose" / entry.path, yaml.safe_dump(doc, sort_keys=False).encode())
             out.append(f"compose/{entry.path}")
         return {"compose": tuple(out)}

@@ -16,15 +16,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bundler.errors import BundleError, SpecError
-from bundler.manifest import BundleManifest
 from bundler.oci.layout import write_atomic
-from bundler.oci.refs import Reference, is_loopback
+from bundler.oci.refs import is_loopback
 from bundler.tools import helm
 
 from ..diagnostics.redact import mask_env
 from ..push import chart_repository
 from ..releases import HelmChartInfo, HelmInfo
-from . import RenderRequest, kube
+from . import RenderRequest, kube, local_images
 
 if TYPE_CHECKING:
     from ..diagnostics.collect import Collection
@@ -39,11 +38,6 @@ class HelmSettings:
     values: tuple[Path, ...] = ()          # customer override files, lowest first
     sets: tuple[str, ...] = ()             # per-install --set NAME=VALUE, highest
     kubeconfig: str | None = None
-
-
-def image_map(manifest: BundleManifest, registry: str) -> dict[str, str]:
-    return {str(Reference.parse(i.ref)): f"{registry}/{Reference.parse(i.ref).repository}@{i.digest}"
-            for i in manifest.images}
 
 
 def _args(release_dir: Path, info: HelmInfo, chart: HelmChartInfo) -> list[str]:
@@ -73,7 +67,8 @@ class HelmTarget:
         if not manifest.charts:
             raise SpecError("the helm target needs a bundle with charts")
         (dest / DIR).mkdir(parents=True, exist_ok=True)
-        write_atomic(dest / DIR / "images.json", json.dumps(image_map(manifest, request.registry), indent=2).encode())
+        images = local_images(manifest, request.registry)
+        write_atomic(dest / DIR / "images.json", json.dumps(images, indent=2).encode())
         values = []
         for n, path in enumerate(settings.values):
             try:

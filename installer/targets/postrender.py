@@ -9,24 +9,12 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any
 
 import yaml
 
 from bundler.errors import BundleError, SpecError
+from bundler.image_fields import map_images
 from bundler.oci.refs import Reference
-
-
-def _walk(node: Any, images: dict[str, str], local: set[str]) -> None:
-    if isinstance(node, dict):
-        for key, value in node.items():
-            if key == "image" and isinstance(value, str):
-                node[key] = _map(value, images, local)
-            else:
-                _walk(value, images, local)
-    elif isinstance(node, list):
-        for item in node:
-            _walk(item, images, local)
 
 
 def _map(value: str, images: dict[str, str], local: set[str]) -> str:
@@ -45,7 +33,7 @@ def rewrite(manifests: str, images: dict[str, str]) -> str:
     docs = [d for d in yaml.safe_load_all(manifests) if d is not None]
     local = set(images.values())
     for doc in docs:
-        _walk(doc, images, local)
+        map_images(doc, lambda value: _map(value, images, local))
     return yaml.safe_dump_all(docs, sort_keys=False)
 
 
