@@ -29,6 +29,7 @@ def apply_config(root: Root, opts: InstallOptions, reporter: Reporter = QUIET) -
         if not target.takes_settings:
             raise SpecError(f"config apply is for targets that take site settings; {target.name} takes "
                             "--values/--set at install")
+        target.check(release.project, root.releases)
         manifest = release.manifest()
         resolved = resolve_settings(root, manifest, opts.settings, target.name)
         base = manifest.version

@@ -18,7 +18,7 @@ from bundler.progress import QUIET, Reporter
 from . import faults, releases, selfupdate, targets
 from .config import config_info
 from .errors import DeployFailedUnrestored
-from .intake import AlreadyInstalled, take_in
+from .intake import AlreadyInstalled, project_for, take_in
 from .options import InstallOptions, Outcome
 from .push import RegistrySink, push_release
 from .releases import ReleaseInfo
@@ -49,7 +49,7 @@ def install(root: Root, bundle: Path, opts: InstallOptions, reporter: Reporter =
         faults.point("after-promote")
 
         manifest, version = intake.manifest, intake.manifest.version
-        project = opts.project or (releases.load(root, current).project if current else manifest.name)
+        project = project_for(root, opts, current, manifest)
         root.begin(op="install", to=version, **{"from": current})
         client = registry_client(root, opts)
         reporter.step(f"pushing images to {client.endpoint.host}")
@@ -91,6 +91,7 @@ def rollback(root: Root, to: str | None, opts: InstallOptions, reporter: Reporte
             have = ", ".join(releases.installed_versions(root)) or "none"
             raise SpecError(f"release {target_version} is not kept on this host (kept: {have})")
         release = releases.load(root, target_version)
+        for_release(release).check(release.project, root.releases)
         if opts.registry is None:
             # The managed registry may have been restarted or emptied: push again (skips present blobs).
             push_release(root.store, registry_client(root, opts), release.manifest())

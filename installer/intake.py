@@ -28,7 +28,7 @@ from signing import trust
 from signing.grammar import now_utc, parse_time, version_key
 from signing.keys import VerifyKey, load_verify_key
 
-from . import faults, keychanges, releases, selfupdate
+from . import faults, keychanges, releases, selfupdate, targets
 from .config import resolve_settings
 from .options import InstallOptions, space_margin
 from .state import Root
@@ -112,6 +112,11 @@ def check_delta_base(root: Root, manifest: BundleManifest) -> None:
                           f"install {base} first, or use the full bundle")
 
 
+def project_for(root: Root, opts: InstallOptions, current: str | None, manifest: BundleManifest) -> str:
+    """The project a release runs under: --project, else the current release's, else the bundle's name."""
+    return opts.project or (releases.load(root, current).project if current else manifest.name)
+
+
 def take_in(root: Root, bundle: Path, opts: InstallOptions, current: str | None, reporter: Reporter) -> Intake:
     """Verify `bundle` into the store; AlreadyInstalled if it is the current release."""
     keys = trusted_keys(root, opts.keys)
@@ -132,6 +137,8 @@ def take_in(root: Root, bundle: Path, opts: InstallOptions, current: str | None,
         trust.check_version(manifest.version, current, opts.allow_downgrade)
         selfupdate.check(manifest, opts.allow_downgrade)
         resolved = resolve_settings(root, manifest, opts.settings, opts.target)
+        if opts.render_only is None:
+            targets.choose(opts.target, manifest).check(project_for(root, opts, current, manifest), root.releases)
         check_delta_base(root, manifest)
         check_space(root, manifest)
         if opts.registry is None and opts.sink is None:

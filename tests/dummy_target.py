@@ -26,6 +26,9 @@ class DummyTarget:
         (request.dest / "dummy.txt").write_text(request.manifest.version)
         return {}
 
+    def check(self, project: str, releases: Path) -> None:
+        """Nothing to check: the dummy runs anywhere."""
+
     # A release is named by its directory (a config release 1.0.0+config.1 is bundle 1.0.0).
     def apply(self, release: Any, wait_timeout: int) -> tuple[bool, str]:
         self.state.write_text(release.path.name)

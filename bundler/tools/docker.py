@@ -22,6 +22,21 @@ def _client() -> Any:
     return client
 
 
+def ping() -> None:
+    """EnvironmentProblem (exit 4) unless the engine answers."""
+    _client().close()
+
+
+def project_config_files(project: str) -> dict[str, str]:
+    """Each container of a Compose project (running or not) -> the compose files it came from."""
+    client = _client()
+    try:
+        return {c.name: c.labels.get("com.docker.compose.project.config_files", "")
+                for c in client.containers.list(all=True, filters={"label": f"com.docker.compose.project={project}"})}
+    finally:
+        client.close()
+
+
 def save_image(ref: str, dest: Path) -> None:
     """`docker save` one image into dest, streamed to disk."""
     from docker.errors import APIError, ImageNotFound

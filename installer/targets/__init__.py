@@ -43,6 +43,10 @@ class Target(Protocol):
     def render(self, request: RenderRequest) -> dict[str, Any]:
         """Write the target's files under request.dest; returns release.json fields."""
 
+    def check(self, project: str, releases: Path) -> None:
+        """Before any change: can this host deploy here, and is `project` this root's own (its
+        releases live under `releases`)? EnvironmentProblem (exit 4) otherwise."""
+
     def apply(self, release: Release, wait_timeout: int) -> tuple[bool, str]:
         """Start the release and wait for it to be healthy: (healthy, detail)."""
 

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from bundler.compose_vars import interpolate_defaults
-from bundler.errors import BundleError
+from bundler.errors import BundleError, EnvironmentProblem
 from bundler.oci.layout import write_atomic
 from bundler.oci.model import Descriptor
 from bundler.oci.refs import Reference
@@ -53,6 +53,19 @@ class ComposeTarget:
             write_atomic(request.dest / "compose" / entry.path, yaml.safe_dump(doc, sort_keys=False).encode())
             out.append(f"compose/{entry.path}")
         return {"compose": tuple(out)}
+
+    def check(self, project: str, releases: Path) -> None:
+        """The engine answers, Compose runs, and every container of the project came from a
+        compose file under this root's releases (never take over another root's or a person's)."""
+        docker.ping()
+        compose.check_runnable()
+        mine = releases.resolve()
+        foreign = sorted(name for name, files in docker.project_config_files(project).items()
+                         if not files or not all(Path(f).is_relative_to(mine) for f in files.split(",")))
+        if foreign:
+            raise EnvironmentProblem(f"Compose project {project!r} has containers this Satchel root did not create "
+                                     f"({', '.join(foreign)}); install under another name with --project NAME, "
+                                     "or remove them")
 
     def _files(self, release: Release) -> list[Path]:
         return [release.path / rel for rel in release.info.compose]

@@ -15,7 +15,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bundler.errors import BundleError, SpecError
+from bundler.errors import BundleError, EnvironmentProblem, SpecError
 from bundler.oci.layout import write_atomic
 from bundler.oci.refs import is_loopback
 from bundler.tools import helm
@@ -87,6 +87,11 @@ class HelmTarget:
             write_atomic(dest / entry.rendered, proc.stdout.encode())
             charts.append(entry)
         return {"helm": replace(info, charts=tuple(charts))}
+
+    def check(self, project: str, releases: Path) -> None:
+        """helm must be here; the cluster itself answers only to `helm upgrade`."""
+        if helm.helm_binary() is None:
+            raise EnvironmentProblem("helm is not on PATH (or set SATCHEL_HELM); the Satchel kit carries it")
 
     @staticmethod
     def _info(release: Release) -> HelmInfo:

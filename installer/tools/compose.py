@@ -61,6 +61,19 @@ def run(project: str, files: list[Path], args: list[str], cwd: Path, timeout: fl
         raise EnvironmentProblem(f"cannot run docker compose: {exc.strerror}") from None
 
 
+def check_runnable() -> None:
+    """`compose version` runs here; EnvironmentProblem (exit 4) otherwise."""
+    cmd = [*binary(), "version", "--short"]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL,
+                              env=_clean_env())
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise EnvironmentProblem(f"cannot run Docker Compose ({cmd[0]}): {exc}") from None
+    if proc.returncode != 0:
+        raise EnvironmentProblem(f"Docker Compose ({cmd[0]}) does not run: "
+                                 f"{(proc.stderr.strip().splitlines() or ['no output'])[-1]}")
+
+
 def up(project: str, files: list[Path], cwd: Path, wait_timeout: int,
        env_file: Path | None = None) -> tuple[bool, str]:
     """`up -d --wait`: True when every service is running and healthy within the timeout."""
