@@ -25,8 +25,9 @@ def _fields(doc: Any, where: str, required: set[str], optional: frozenset[str] =
         raise ValueError(f"{where} is not an object")
     missing, unknown = required - set(doc), set(doc) - required - optional
     if missing or unknown:
-        raise ValueError(f"{where}: {'missing ' + ', '.join(sorted(missing)) if missing else ''}"
-                         f"{'unknown ' + ', '.join(sorted(unknown)) if unknown else ''}")
+        problems = [f"{kind} {', '.join(sorted(keys))}" for kind, keys in (("missing", missing), ("unknown", unknown))
+                    if keys]
+        raise ValueError(f"{where}: {'; '.join(problems)}")
     return doc
 
 

@@ -100,7 +100,8 @@ def test_registry_comes_back_by_itself_and_a_repull_works(host, bundle):
     from installer.releases import load
     from installer.state import Root
 
-    ok, detail = for_release(load(Root(host.root), release)).apply(load(Root(host.root), release), 60)
+    loaded = load(Root(host.root), release)
+    ok, detail = for_release(loaded).apply(loaded, 60)
     assert ok, detail
     assert host.served_version() == "hello 1.0.0"
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import BinaryIO, Protocol
 
@@ -69,7 +69,8 @@ def copy_blobs(graph: Graph, source: Source, sink: Sink, concurrency: int = 1,
             sink.put_blob(desc, stream)
         return desc
 
-    with (bar or _no_bar)(sum(d.size for d in missing), label) as tick, \
+    progress = bar(sum(d.size for d in missing), label) if bar else nullcontext(lambda n: None)
+    with progress as tick, \
             ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
         for done in pool.map(one, missing):
             tick(done.size)
@@ -79,15 +80,3 @@ def copy_blobs(graph: Graph, source: Source, sink: Sink, concurrency: int = 1,
 def put_manifests(graph: Graph, sink: Sink) -> None:
     for desc, body in graph.manifests:
         sink.put_manifest(desc, body)
-
-
-class _NoBar:
-    def __enter__(self) -> Callable[[int], None]:
-        return lambda n: None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
-
-
-def _no_bar(total: int, label: str) -> _NoBar:
-    return _NoBar()
