@@ -1,4 +1,4 @@
-"""Site configuration on the customer host, kept across upgrades:
+"""Site configuration of one application (under apps/NAME/), kept across upgrades:
 
     config/site.json            non-secret values: {"NAME": "value"}
     secrets/            (0700)  apart from every other piece of state
@@ -22,7 +22,7 @@ from bundler.settings import Resolved, Setting, resolve
 
 from . import releases, targets
 from .diagnostics.redact import is_secret_name
-from .state import Root
+from .state import App
 
 
 def _read(path: Path) -> dict[str, str]:
@@ -35,10 +35,10 @@ def _read(path: Path) -> dict[str, str]:
 
 
 class SiteConfig:
-    def __init__(self, root: Root) -> None:
-        self.root = root
-        self.site_file = root.path / "config" / "site.json"
-        self.secrets_dir = root.path / "secrets"
+    def __init__(self, app: App) -> None:
+        self.app = app
+        self.site_file = app.dir / "config" / "site.json"
+        self.secrets_dir = app.dir / "secrets"
         self.secrets_file = self.secrets_dir / "values.json"
 
     def site(self) -> dict[str, str]:
@@ -108,47 +108,47 @@ def read_import(path: Path) -> dict[str, str]:
     return parse_assignments(lines, f"{path}:")
 
 
-def resolve_settings(root: Root, manifest: BundleManifest, overrides: dict[str, str], target: str | None) -> Resolved:
+def resolve_settings(app: App, manifest: BundleManifest, overrides: dict[str, str], target: str | None) -> Resolved:
     """Settings from all layers; any problem stops the install here, before any change. The
     install's --set are settings only for a target that takes them (Helm's are chart values)."""
-    site = SiteConfig(root)
+    site = SiteConfig(app)
     if not targets.choose(target, manifest).takes_settings:
         overrides = {}
     return resolve(list(manifest.settings), site.site(), overrides, site.secrets())
 
 
-def config_info(root: Root, release_id: str, manifest: BundleManifest, resolved: Resolved) -> dict[str, Any]:
+def config_info(app: App, release_id: str, manifest: BundleManifest, resolved: Resolved) -> dict[str, Any]:
     """release.json's view of the configuration: public values and layers, and where the env
     file (secrets included) lives — outside the release directory."""
     if not manifest.settings:
         return {}
-    env = SiteConfig(root).env_file(release_id, resolved)
+    env = SiteConfig(app).env_file(release_id, resolved)
     return {"env_file": str(env), "config": {"values": resolved.public(list(manifest.settings)),
                                              "layers": resolved.layers}}
 
 
-def declared_settings(root: Root) -> list[Setting]:
+def declared_settings(app: App) -> list[Setting]:
     """What the current release lets the customer configure."""
-    current = root.current()
-    return list(releases.load(root, current).manifest().settings) if current else []
+    current = app.current()
+    return list(releases.load(app, current).manifest().settings) if current else []
 
 
-def set_site_values(root: Root, values: dict[str, str]) -> None:
+def set_site_values(app: App, values: dict[str, str]) -> None:
     """Site values, never secrets: a name the release declares secret, or (before anything
     declares it) one that looks secret, must go through set-secret."""
-    declared = {s.name: s.secret for s in declared_settings(root)}
+    declared = {s.name: s.secret for s in declared_settings(app)}
     for name in values:
         if declared.get(name, is_secret_name(name)):
             raise SpecError(f"{name} is secret: use satchel config set-secret {name} (reads standard input)")
-    SiteConfig(root).set(values)
+    SiteConfig(app).set(values)
 
 
-def show(root: Root) -> list[dict[str, Any]]:
+def show(app: App) -> list[dict[str, Any]]:
     """Each declared setting: its effective value (secrets only as set/unset) and its layer."""
-    config = SiteConfig(root)
+    config = SiteConfig(app)
     site, secrets = config.site(), config.secrets()
     rows = []
-    for s in declared_settings(root):
+    for s in declared_settings(app):
         try:
             resolved = resolve([s], {k: v for k, v in site.items() if k == s.name}, {},
                                {k: v for k, v in secrets.items() if k == s.name})

@@ -10,38 +10,38 @@ from bundler.progress import QUIET, Reporter
 from . import releases
 from .config import config_info, resolve_settings
 from .options import InstallOptions, Outcome
-from .state import Root
+from .state import App
 from .switch import deploy, recover
 from .targets import RenderRequest, for_release
 
 
-def apply_config(root: Root, opts: InstallOptions, reporter: Reporter = QUIET) -> Outcome:
+def apply_config(app: App, opts: InstallOptions, reporter: Reporter = QUIET) -> Outcome:
     """A configuration change is a release: the current bundle, the new values, switched and
     health-checked like any install, and rolled back (old values included) if it fails."""
-    root.init()
-    with root.lock(opts.lock_wait):
-        recover(root, opts, reporter)
-        current = root.current()
+    app.host.init()
+    with app.host.lock(opts.lock_wait):
+        recover(app, opts, reporter)
+        current = app.current()
         if current is None:
             raise SpecError("no release is installed; install a bundle first")
-        release = releases.load(root, current)
+        release = releases.load(app, current)
         target = for_release(release)
         if not target.takes_settings:
             raise SpecError(f"config apply is for targets that take site settings; {target.name} takes "
                             "--values/--set at install")
-        target.check(release.project, root.releases)
+        target.check(release.project, app.owned_dirs())
         manifest = release.manifest()
-        resolved = resolve_settings(root, manifest, opts.settings, target.name)
+        resolved = resolve_settings(app, manifest, opts.settings, target.name)
         base = manifest.version
-        taken = [int(v.rsplit(".", 1)[1]) for v in (p.name for p in root.releases.glob(f"{base}+config.*"))
+        taken = [int(v.rsplit(".", 1)[1]) for v in (p.name for p in app.releases.glob(f"{base}+config.*"))
                  if v.rsplit(".", 1)[1].isdigit()]
         new_id = f"{base}+config.{max(taken, default=0) + 1}"
-        tmp = releases.staging_dir(root, new_id)
-        rendered = target.render(RenderRequest(manifest, root.store, release.info.registry, False, tmp))
-        info = replace(release.info, **rendered, **config_info(root, new_id, manifest, resolved))
+        tmp = releases.staging_dir(app, new_id)
+        rendered = target.render(RenderRequest(manifest, app.host.store, release.info.registry, False, tmp))
+        info = replace(release.info, **rendered, **config_info(app, new_id, manifest, resolved))
         releases.write_metadata(tmp, (release.path / "manifest.json").read_bytes(),
                                 (release.path / "signatures.json").read_bytes(), info)
-        releases.commit(root, tmp, new_id)
-        root.begin(op="config", to=new_id, **{"from": current})
-        deploy(root, new_id, current, opts, reporter, "configured")
-        return Outcome("configured", new_id, current)
+        releases.commit(app, tmp, new_id)
+        app.begin(op="config", to=new_id, **{"from": current})
+        deploy(app, new_id, current, opts, reporter, "configured")
+        return Outcome("configured", new_id, current, app=app.name)

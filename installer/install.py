@@ -1,9 +1,10 @@
 """The install transaction: the story of one install, and of one rollback. Each step is
 idempotent; the journal (switch.py) lets a re-run finish what a crash interrupted.
 
-    lock -> finish or undo a killed run -> take the bundle in (verify, stage, promote: intake.py)
-    -> push its images -> render the release -> commit it -> switch and apply (switch.py)
-    -> replace the kit if the bundle carries one -> retention
+    lock the host -> finish or undo killed runs -> take the bundle in (verify, stage, promote;
+    its name selects the application: intake.py) -> push its images -> render the release
+    -> commit it -> switch and apply (switch.py) -> replace the kit if the bundle carries one
+    -> retention, then garbage collection across every application (gc.py)
 """
 
 from __future__ import annotations
@@ -15,96 +16,96 @@ from bundler.errors import SpecError
 from bundler.oci.registry import Endpoint, RegistryClient
 from bundler.progress import QUIET, Reporter
 
-from . import faults, releases, selfupdate, targets
+from . import faults, gc, releases, selfupdate, targets
 from .config import config_info
 from .errors import DeployFailedUnrestored
 from .intake import AlreadyInstalled, project_for, take_in
 from .options import InstallOptions, Outcome
 from .push import RegistrySink, push_release
 from .releases import ReleaseInfo
-from .state import Root
-from .switch import deploy, recover
+from .state import App, Host
+from .switch import deploy, recover, recover_host
 from .targets import RenderRequest, for_release
 from .tools.registry import ManagedRegistry
 
 
-def registry_client(root: Root, opts: InstallOptions) -> RegistrySink:
+def registry_client(host: Host, opts: InstallOptions) -> RegistrySink:
     if opts.sink:
         return opts.sink
     if opts.registry:
         return RegistryClient(Endpoint(opts.registry, insecure=opts.registry_insecure, ca_file=opts.registry_ca))
-    return RegistryClient(Endpoint(ManagedRegistry(root.registry_dir).ensure_running()))
+    return RegistryClient(Endpoint(ManagedRegistry(host.registry_dir).ensure_running()))
 
 
-def install(root: Root, bundle: Path, opts: InstallOptions, reporter: Reporter = QUIET) -> Outcome:
-    root.init()
-    with root.lock(opts.lock_wait):
-        recover(root, opts, reporter)
-        current = root.current()
+def install(host: Host, bundle: Path, opts: InstallOptions, reporter: Reporter = QUIET) -> Outcome:
+    host.init()
+    with host.lock(opts.lock_wait):
+        recover_host(host, opts, reporter)
         try:
-            intake = take_in(root, bundle, opts, current, reporter)
+            intake = take_in(host, bundle, opts, reporter)
         except AlreadyInstalled as done:
-            selfupdate.apply(root, releases.load(root, str(done)).manifest(), reporter)  # finishes a killed run's
-            return Outcome("already-installed", str(done), releases.previous_version(root))
+            selfupdate.apply(done.app, releases.load(done.app, done.version).manifest(), reporter)  # a killed run's
+            return Outcome("already-installed", done.version, releases.previous_version(done.app), app=done.app.name)
         faults.point("after-promote")
 
-        manifest, version = intake.manifest, intake.manifest.version
-        project = project_for(root, opts, current, manifest)
-        root.begin(op="install", to=version, **{"from": current})
-        client = registry_client(root, opts)
+        app, current, manifest, version = intake.app, intake.current, intake.manifest, intake.manifest.version
+        project = project_for(app, opts, current, manifest)
+        app.begin(op="install", to=version, **{"from": current})
+        client = registry_client(host, opts)
         reporter.step(f"pushing images to {client.endpoint.host}")
-        pushed = push_release(root.store, client, manifest)
+        pushed = push_release(host.store, client, manifest)
         faults.point("after-push")
 
-        tmp = releases.staging_dir(root, version)
+        tmp = releases.staging_dir(app, version)
         target = targets.choose(opts.target, manifest)
-        rendered = target.render(RenderRequest(manifest, root.store, client.endpoint.host, opts.registry_insecure,
+        rendered = target.render(RenderRequest(manifest, host.store, client.endpoint.host, opts.registry_insecure,
                                                tmp, opts.helm))
         info = ReleaseInfo(name=manifest.name, version=version, project=project, registry=client.endpoint.host,
-                           target=target.name, **rendered, **config_info(root, version, manifest, intake.resolved))
+                           target=target.name, **rendered, **config_info(app, version, manifest, intake.resolved))
         releases.write_metadata(tmp, intake.manifest_bytes, intake.signatures, info)
         if opts.render_only is not None:
             shutil.copytree(tmp, opts.render_only, dirs_exist_ok=True)
             shutil.rmtree(tmp)
-            root.end()
-            return Outcome("rendered", version, current, pushed)
+            app.end()
+            return Outcome("rendered", version, current, pushed, app=app.name)
         faults.point("before-commit")
-        releases.commit(root, tmp, version)
+        releases.commit(app, tmp, version)
 
-        deploy(root, version, current, opts, reporter, "installed")
-        selfupdate.apply(root, manifest, reporter)
-        removed = releases.retain(root, opts.keep)
-        return Outcome("installed", version, current, pushed, removed)
+        deploy(app, version, current, opts, reporter, "installed")
+        selfupdate.apply(app, manifest, reporter)
+        removed = releases.retain(app, opts.keep)
+        gc.collect(host)
+        return Outcome("installed", version, current, pushed, removed, app=app.name)
 
 
-def rollback(root: Root, to: str | None, opts: InstallOptions, reporter: Reporter = QUIET) -> Outcome:
-    root.init()
-    with root.lock(opts.lock_wait):
-        finished = recover(root, opts, reporter)
+def rollback(app: App, to: str | None, opts: InstallOptions, reporter: Reporter = QUIET) -> Outcome:
+    app.host.init()
+    with app.host.lock(opts.lock_wait):
+        finished = recover(app, opts, reporter)
         if finished and finished.get("op") == "rollback" and to in (None, finished["to"]):
-            return Outcome("rolled-back", finished["to"], finished.get("from"))
-        current = root.current()
-        target_version = to or releases.previous_version(root)
+            return Outcome("rolled-back", finished["to"], finished.get("from"), app=app.name)
+        current = app.current()
+        target_version = to or releases.previous_version(app)
         if target_version is None:
             raise SpecError("there is no earlier release on this host to roll back to")
-        if not releases.exists(root, target_version):
-            have = ", ".join(releases.installed_versions(root)) or "none"
+        if not releases.exists(app, target_version):
+            have = ", ".join(releases.installed_versions(app)) or "none"
             raise SpecError(f"release {target_version} is not kept on this host (kept: {have})")
-        release = releases.load(root, target_version)
-        for_release(release).check(release.project, root.releases)
+        release = releases.load(app, target_version)
+        for_release(release).check(release.project, app.owned_dirs())
         if opts.registry is None:
             # The managed registry may have been restarted or emptied: push again (skips present blobs).
-            push_release(root.store, registry_client(root, opts), release.manifest())
+            push_release(app.host.store, registry_client(app.host, opts), release.manifest())
         if target_version == current:
             # Re-apply the current release: brings back containers removed or stopped by hand.
             reporter.step(f"re-applying {current}")
             ok, detail = for_release(release).apply(release, opts.wait_timeout)
-            root.record("reapplied" if ok else "failed", version=current, **({} if ok else {"reason": detail}))
+            app.record("reapplied" if ok else "failed", version=current, **({} if ok else {"reason": detail}))
             if not ok:
                 raise DeployFailedUnrestored(f"{current} did not come up healthy ({detail}); see satchel status")
-            return Outcome("reapplied", current, current)
-        root.begin(op="rollback", to=target_version, **{"from": current})
-        deploy(root, target_version, current, opts, reporter, "rolled-back")
+            return Outcome("reapplied", current, current, app=app.name)
+        app.begin(op="rollback", to=target_version, **{"from": current})
+        deploy(app, target_version, current, opts, reporter, "rolled-back")
         if current:
-            selfupdate.restore(root, current, reporter)
-        return Outcome("rolled-back", target_version, current)
+            selfupdate.restore(app, current, reporter)
+        return Outcome("rolled-back", target_version, current, app=app.name)

@@ -31,7 +31,7 @@ from signing.keys import VerifyKey, load_verify_key
 from . import faults, keychanges, releases, selfupdate, targets
 from .config import resolve_settings
 from .options import InstallOptions, space_margin
-from .state import Root
+from .state import App, Host
 from .tools.registry import ManagedRegistry
 from .truststore import TrustStore
 
@@ -39,9 +39,15 @@ from .truststore import TrustStore
 class AlreadyInstalled(Exception):
     """Control flow: the bundle is the deployed release; nothing past its manifest is read."""
 
+    def __init__(self, app: App, version: str) -> None:
+        super().__init__(version)
+        self.app, self.version = app, version
+
 
 @dataclass(frozen=True)
 class Intake:
+    app: App                             # the bundle's name selects its application
+    current: str | None                  # that application's current release
     manifest: BundleManifest
     manifest_bytes: bytes
     signatures: bytes
@@ -79,32 +85,33 @@ class StagingSink:
         fsync_dir(self.store.blobs)
 
 
-def trusted_keys(root: Root, given: Sequence[VerifyKey]) -> list[VerifyKey]:
+def trusted_keys(host: Host, given: Sequence[VerifyKey]) -> list[VerifyKey]:
     """--key, else the host's trust store, else (a fresh host) the vendor keys built into the kit."""
-    keys = list(given) or TrustStore(root.trust).keys() or [load_verify_key(p) for p in runtime.trusted_key_files()]
+    keys = list(given) or TrustStore(host.trust).keys() or [load_verify_key(p) for p in runtime.trusted_key_files()]
     if not keys:
         raise SpecError("no trusted vendor key: pass --key VENDOR.pub or run satchel trust add VENDOR.pub")
     return keys
 
 
-def last_install_time(root: Root) -> datetime | None:
-    times = [e["time"] for e in root.history() if e.get("event") == "installed"]
+def last_install_time(host: Host) -> datetime | None:
+    """The latest install of any application: the host's clock may not go back before it."""
+    times = [e["time"] for app in host.apps() for e in app.history() if e.get("event") == "installed"]
     return parse_time(max(times)) if times else None
 
 
-def check_space(root: Root, manifest: BundleManifest) -> None:
-    store = root.store
+def check_space(host: Host, manifest: BundleManifest) -> None:
+    store = host.store
     needed = sum(m.size for m in manifest.members if not (store.blobs / m.sha256).exists())
-    free = shutil.disk_usage(root.path).free
+    free = shutil.disk_usage(host.path).free
     margin = space_margin()
     if free < needed + margin:
-        raise EnvironmentProblem(f"not enough free space in {root.path}: the bundle needs {needed >> 20} MiB "
+        raise EnvironmentProblem(f"not enough free space in {host.path}: the bundle needs {needed >> 20} MiB "
                                  f"(+{margin >> 20} MiB margin), {free >> 20} MiB free")
 
 
-def check_delta_base(root: Root, manifest: BundleManifest) -> None:
+def check_delta_base(host: Host, manifest: BundleManifest) -> None:
     """A delta bundle relies on blobs it does not carry: all must be in the store already."""
-    store = root.store
+    store = host.store
     lacking = [d for d, size in manifest.external if not store.has(Descriptor("", d, size))]
     if lacking:
         base = ", ".join(f"{n} {v}" for n, v in manifest.delta_base) or "its base release"
@@ -112,42 +119,55 @@ def check_delta_base(root: Root, manifest: BundleManifest) -> None:
                           f"install {base} first, or use the full bundle")
 
 
-def project_for(root: Root, opts: InstallOptions, current: str | None, manifest: BundleManifest) -> str:
+def project_for(app: App, opts: InstallOptions, current: str | None, manifest: BundleManifest) -> str:
     """The project a release runs under: --project, else the current release's, else the bundle's name."""
-    return opts.project or (releases.load(root, current).project if current else manifest.name)
+    return opts.project or (releases.load(app, current).project if current else manifest.name)
 
 
-def take_in(root: Root, bundle: Path, opts: InstallOptions, current: str | None, reporter: Reporter) -> Intake:
-    """Verify `bundle` into the store; AlreadyInstalled if it is the current release."""
-    keys = trusted_keys(root, opts.keys)
-    store = TrustStore(root.trust)
-    now = trust.effective_now(opts.now or now_utc(), last_install_time(root))
+def check_project_free(app: App, project: str) -> None:
+    """Another application on this host must not run under the same project name."""
+    for other in app.host.apps():
+        current = other.current()
+        if other.name != app.name and current and releases.load(other, current).project == project:
+            raise EnvironmentProblem(f"Compose project {project!r} belongs to application {other.name} on this "
+                                     "host; install under another name with --project NAME")
+
+
+def take_in(host: Host, bundle: Path, opts: InstallOptions, reporter: Reporter) -> Intake:
+    """Verify `bundle` into the store; AlreadyInstalled if it is its application's current release."""
+    keys = trusted_keys(host, opts.keys)
+    store = TrustStore(host.trust)
+    now = trust.effective_now(opts.now or now_utc(), last_install_time(host))
     verify_sig, _ = authorizer(keys, now, store.threshold(), sorted(store.revoked()))
     checked: list[Intake] = []
 
     def authorize(manifest_bytes: bytes, signatures: bytes) -> BundleManifest:
         manifest = verify_sig(manifest_bytes, signatures)
+        app = host.app(manifest.name)
+        current = app.current()
         if version_key(manifest.min_installer) > version_key(satchel_version):
             raise BundleError(f"the bundle needs Satchel {manifest.min_installer} or newer "
                               f"(this is {satchel_version})")
-        if current == manifest.version and releases.exists(root, current) and hashlib.sha256(
+        if current == manifest.version and releases.exists(app, current) and hashlib.sha256(
                 manifest_bytes).digest() == hashlib.sha256(
-                (root.releases / current / "manifest.json").read_bytes()).digest():
-            raise AlreadyInstalled(manifest.version)
+                (app.releases / current / "manifest.json").read_bytes()).digest():
+            raise AlreadyInstalled(app, manifest.version)
         trust.check_version(manifest.version, current, opts.allow_downgrade)
         selfupdate.check(manifest, opts.allow_downgrade)
-        resolved = resolve_settings(root, manifest, opts.settings, opts.target)
+        resolved = resolve_settings(app, manifest, opts.settings, opts.target)
         if opts.render_only is None:
-            targets.choose(opts.target, manifest).check(project_for(root, opts, current, manifest), root.releases)
-        check_delta_base(root, manifest)
-        check_space(root, manifest)
+            project = project_for(app, opts, current, manifest)
+            check_project_free(app, project)
+            targets.choose(opts.target, manifest).check(project, app.owned_dirs())
+        check_delta_base(host, manifest)
+        check_space(host, manifest)
         if opts.registry is None and opts.sink is None:
-            ManagedRegistry(root.registry_dir).check_port()
-        checked.append(Intake(manifest, manifest_bytes, signatures, resolved))
+            ManagedRegistry(host.registry_dir).check_port()
+        checked.append(Intake(app, current, manifest, manifest_bytes, signatures, resolved))
         return manifest
 
-    staging = Path(tempfile.mkdtemp(dir=root.staging, prefix="bundle-"))
-    sink = StagingSink(root.store, staging)
+    staging = Path(tempfile.mkdtemp(dir=host.staging, prefix="bundle-"))
+    sink = StagingSink(host.store, staging)
     try:
         with BundleInput(bundle, keys) as source, reporter.bar(source.size, "verifying") as tick:
             source.read(authorize, sink, progress=tick)
@@ -155,5 +175,5 @@ def take_in(root: Root, bundle: Path, opts: InstallOptions, current: str | None,
         sink.promote()
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    keychanges.apply(root, checked[0].manifest, reporter)
+    keychanges.apply(host, checked[0].manifest, reporter)
     return checked[0]

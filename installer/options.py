@@ -45,4 +45,5 @@ class Outcome:
     previous: str | None = None
     pushed_blobs: int = 0
     removed: list[str] = field(default_factory=list)
+    app: str = ""
 

@@ -17,7 +17,7 @@ from bundler.manifest import BundleManifest, parse_manifest
 from bundler.oci.layout import fsync_dir, write_atomic
 
 from . import faults
-from .state import Root
+from .state import App
 
 
 def _fields(doc: Any, where: str, required: set[str], optional: frozenset[str] = frozenset()) -> dict[str, Any]:
@@ -121,8 +121,8 @@ class Release:
         return parse_manifest((self.path / MANIFEST).read_bytes())
 
 
-def load(root: Root, version: str) -> Release:
-    path = root.releases / version
+def load(app: App, version: str) -> Release:
+    path = app.releases / version
     try:
         return Release(path, ReleaseInfo.from_json(json.loads((path / "release.json").read_text())))
     except ValueError as exc:
@@ -130,14 +130,14 @@ def load(root: Root, version: str) -> Release:
                                  "release or install the bundle again") from None
 
 
-def exists(root: Root, version: str) -> bool:
-    return (root.releases / version / "release.json").is_file()
+def exists(app: App, version: str) -> bool:
+    return (app.releases / version / "release.json").is_file()
 
 
-def staging_dir(root: Root, version: str) -> Path:
+def staging_dir(app: App, version: str) -> Path:
     """A fresh temporary directory next to releases/VERSION."""
-    root.releases.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(dir=root.releases, prefix=f".tmp-{version}-"))
+    app.releases.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(dir=app.releases, prefix=f".tmp-{version}-"))
 
 
 def write_metadata(tmp: Path, manifest_bytes: bytes, signatures: bytes, info: ReleaseInfo) -> None:
@@ -146,39 +146,36 @@ def write_metadata(tmp: Path, manifest_bytes: bytes, signatures: bytes, info: Re
     write_atomic(tmp / "release.json", json.dumps(info.to_json(), indent=2, sort_keys=True).encode())
 
 
-def commit(root: Root, tmp: Path, version: str) -> Release:
+def commit(app: App, tmp: Path, version: str) -> Release:
     """Rename the complete temporary directory to releases/VERSION (replacing an old copy)."""
-    final = root.releases / version
+    final = app.releases / version
     for sub in [p for p in tmp.rglob("*") if p.is_dir()] + [tmp]:
         fsync_dir(sub)
     if final.exists():
-        trash = root.releases / f".trash-{version}-{os.getpid()}"
+        trash = app.releases / f".trash-{version}-{os.getpid()}"
         os.replace(final, trash)
         os.replace(tmp, final)
         shutil.rmtree(trash, ignore_errors=True)
     else:
         os.replace(tmp, final)
-    fsync_dir(root.releases)
-    return load(root, version)
+    fsync_dir(app.releases)
+    return load(app, version)
 
 
-def clean_leftovers(root: Root) -> None:
+def clean_leftovers(app: App) -> None:
     """Temporary and trash directories a killed run left behind."""
-    if root.releases.is_dir():
-        for p in root.releases.iterdir():
+    if app.releases.is_dir():
+        for p in app.releases.iterdir():
             if p.name.startswith((".tmp-", ".trash-")):
                 shutil.rmtree(p, ignore_errors=True)
-    if root.staging.is_dir():
-        for p in root.staging.iterdir():
-            shutil.rmtree(p, ignore_errors=True)
 
 
-def installed_versions(root: Root) -> list[str]:
+def installed_versions(app: App) -> list[str]:
     """Releases on disk that ran healthy at some point, most recently current first.
     A release that never passed its health check is not a rollback target."""
-    on_disk = {p.name for p in root.releases.glob("[!.]*")}
+    on_disk = {p.name for p in app.releases.glob("[!.]*")}
     order: list[str] = []
-    for entry in reversed(root.history()):
+    for entry in reversed(app.history()):
         version = entry.get("version")
         if entry.get("event") in ("installed", "rolled-back", "configured") and version in on_disk \
                 and version not in order:
@@ -186,33 +183,20 @@ def installed_versions(root: Root) -> list[str]:
     return order
 
 
-def previous_version(root: Root) -> str | None:
-    current = root.current()
-    return next((v for v in installed_versions(root) if v != current), None)
+def previous_version(app: App) -> str | None:
+    current = app.current()
+    return next((v for v in installed_versions(app) if v != current), None)
 
 
-def retain(root: Root, keep: int) -> list[str]:
-    """Keep the newest `keep` releases (always current and the one before it); remove the
-    rest and every stored blob no kept release needs. Returns removed versions."""
-    versions = installed_versions(root)
-    protected = {root.current(), previous_version(root)}
+def retain(app: App, keep: int) -> list[str]:
+    """Keep the newest `keep` releases (always current and the one before it) and remove the
+    rest; the blobs they alone needed go in the next collection (gc.py). Returns removed versions."""
+    versions = installed_versions(app)
+    protected = {app.current(), previous_version(app)}
     kept = [v for v in versions if v in protected][:2]
     kept += [v for v in versions if v not in kept][: max(0, keep - len(kept))]
-    removed = sorted(p.name for p in root.releases.glob("[!.]*") if p.name not in kept)
+    removed = sorted(p.name for p in app.releases.glob("[!.]*") if p.name not in kept)
     for version in removed:
-        shutil.rmtree(root.releases / version, ignore_errors=True)
+        shutil.rmtree(app.releases / version, ignore_errors=True)
         faults.point("during-retention")
-    needed: set[str] = set()
-    for version in kept:
-        try:
-            needed |= set(load(root, version).manifest().all_blobs)
-        except FileNotFoundError:
-            continue
-        except (EnvironmentProblem, ValueError):
-            return removed   # a kept release we cannot read: collect no blob rather than one it needs
-    store = root.store
-    for blob in store.blobs.glob("[!.]*"):
-        if f"sha256:{blob.name}" not in needed:
-            blob.unlink()
-    fsync_dir(store.blobs)
     return removed

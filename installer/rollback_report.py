@@ -12,14 +12,14 @@ from bundler.oci.layout import write_atomic
 
 from . import releases
 from .diagnostics.redact import Redactor
-from .state import Root
+from .state import App
 from .targets import for_release
 
 
-def write(root: Root, failed: releases.Release, previous: str | None, detail: str) -> Path:
+def write(app: App, failed: releases.Release, previous: str | None, detail: str) -> Path:
     """Which services failed, their last log lines (redacted), and the configuration
     difference to the previous release (secrets only as changed/unchanged)."""
-    old = releases.load(root, previous) if previous else None
+    old = releases.load(app, previous) if previous else None
     envs = [_env_values(r) for r in (failed, old) if r is not None]
     secret = {s.name for s in failed.manifest().settings if s.secret}
     redactor = Redactor()
@@ -48,7 +48,7 @@ def write(root: Root, failed: releases.Release, previous: str | None, detail: st
             changes.append(f"  {name}: {old_values.get(name, '(unset)')} -> {new_values.get(name, '(unset)')}")
     lines += ([f"configuration changes since {previous}:", *changes] if changes else
               [f"no configuration change since {previous}" if previous else "no previous release"])
-    report = root.path / "reports" / f"{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}-{failed.path.name}.txt"
+    report = app.reports / f"{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}-{failed.path.name}.txt"
     write_atomic(report, ("\n".join(lines) + "\n").encode())
     return report
 

@@ -19,7 +19,7 @@ from bundler.oci.layout import fsync_dir
 from bundler.progress import Reporter
 from signing.grammar import version_key
 
-from .state import Root
+from .state import App
 
 
 def check(manifest: BundleManifest, allow_downgrade: bool) -> None:
@@ -35,7 +35,7 @@ def check(manifest: BundleManifest, allow_downgrade: bool) -> None:
                           f"({running['version']}); pass --allow-downgrade to install it anyway")
 
 
-def apply(root: Root, manifest: BundleManifest, reporter: Reporter) -> None:
+def apply(app: App, manifest: BundleManifest, reporter: Reporter) -> None:
     """Put the bundle's kit in place of the running one (idempotent: same bytes, no change)."""
     new, target = manifest.installer, runtime.kit_file()
     if new is None:
@@ -45,27 +45,27 @@ def apply(root: Root, manifest: BundleManifest, reporter: Reporter) -> None:
         return
     if f"sha256:{hex_of(file_digest(target))}" == new.digest:
         return
-    kept = _keep(root, target)
-    _put(root.store.path(new.digest), target)
-    root.record("kit-replaced", version=new.version, previous=runtime.meta()["version"], release=manifest.version,
+    kept = _keep(app, target)
+    _put(app.store.path(new.digest), target)
+    app.record("kit-replaced", version=new.version, previous=runtime.meta()["version"], release=manifest.version,
                 kept=str(kept))
     reporter.step(f"Satchel kit {target} upgraded to {new.version} (the previous one is kept for satchel rollback)")
 
 
-def restore(root: Root, leaving: str, reporter: Reporter) -> None:
+def restore(app: App, leaving: str, reporter: Reporter) -> None:
     """After a rollback away from release `leaving`: the kit it brought gives way to the one
     it replaced."""
     target = runtime.kit_file()
-    replaced = [e for e in root.history() if e.get("event") == "kit-replaced" and e.get("release") == leaving]
+    replaced = [e for e in app.history() if e.get("event") == "kit-replaced" and e.get("release") == leaving]
     if target is None or not replaced or not Path(replaced[-1]["kept"]).exists():
         return
     _put(Path(replaced[-1]["kept"]), target)
-    root.record("kit-restored", version=replaced[-1]["previous"], release=leaving)
+    app.record("kit-restored", version=replaced[-1]["previous"], release=leaving)
     reporter.step(f"Satchel kit {target} restored to {replaced[-1]['previous']}")
 
 
-def _keep(root: Root, kit: Path) -> Path:
-    kept = root.path / "kits" / hex_of(file_digest(kit))[:16] / kit.name
+def _keep(app: App, kit: Path) -> Path:
+    kept = app.host.path / "kits" / hex_of(file_digest(kit))[:16] / kit.name
     if not kept.exists():
         kept.parent.mkdir(parents=True, exist_ok=True)
         _put(kit, kept)

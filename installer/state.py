@@ -1,10 +1,15 @@
-"""The customer's state root: paths, lock, history, journal and the `current` switch.
+"""The customer's state: one host root shared by every application, and one directory per
+application under it.
 
-    store/        verified blobs (OCI layout)      staging/   bundles being verified
-    releases/V/   one complete release each        current -> releases/V
-    history       append-only JSON lines           journal    the operation in progress
-    trust/        trusted vendor keys              registry/  the managed local registry
-    logs/         one log per run                  lock       one command at a time
+    store/        verified blobs of every app (OCI layout, deduplicated)
+    staging/      bundles being verified          trust/     trusted vendor keys
+    registry/     the managed local registry      kits/      kits replaced by self-upgrade
+    logs/         one log per run                 lock       one command at a time
+    history       host-level events (removals, migrations), append-only JSON lines
+    apps/NAME/    one application:
+        releases/V/   one complete release each   current -> releases/V
+        history       its installs, switches, failures, rollbacks
+        journal       its operation in progress   config/, secrets/, reports/
 """
 
 from __future__ import annotations
@@ -20,10 +25,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bundler.errors import EnvironmentProblem
+from bundler.errors import EnvironmentProblem, SpecError
 from bundler.oci.layout import Layout, fsync_dir, write_atomic
-from signing.grammar import utc_stamp
+from signing.grammar import APP_NAME, utc_stamp
 
+from . import migration
 from .errors import LockHeld
 
 
@@ -36,18 +42,41 @@ def default_root() -> Path:
     return Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share") / "satchel"
 
 
+class _Events:
+    """An append-only JSON-lines history file, fsynced per entry."""
+
+    @property
+    def history_file(self) -> Path:
+        raise NotImplementedError
+
+    def record(self, event: str, **fields: Any) -> None:
+        entry = {"time": utc_stamp(), "event": event, **fields}
+        self.history_file.parent.mkdir(parents=True, exist_ok=True)
+        with self.history_file.open("a") as fh:
+            fh.write(json.dumps(entry, sort_keys=True) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+
+    def history(self) -> list[dict[str, Any]]:
+        try:
+            lines = self.history_file.read_text().splitlines()
+        except FileNotFoundError:
+            return []
+        out = []
+        for line in lines:
+            with contextlib.suppress(ValueError):  # a torn last line after a crash
+                out.append(json.loads(line))
+        return out
+
+
 @dataclass(frozen=True)
-class Root:
+class Host(_Events):
     path: Path
 
     @property
     def store(self) -> Layout:
         """The content store; created on disk only when verified blobs are first promoted."""
         return Layout(self.path / "store")
-
-    @property
-    def releases(self) -> Path:
-        return self.path / "releases"
 
     @property
     def staging(self) -> Path:
@@ -61,18 +90,57 @@ class Root:
     def registry_dir(self) -> Path:
         return self.path / "registry"
 
+    @property
+    def history_file(self) -> Path:
+        return self.path / "history"
+
     def init(self) -> None:
         try:
-            for d in (self.path, self.releases, self.staging, self.trust, self.path / "logs"):
+            for d in (self.path, self.staging, self.trust, self.path / "apps", self.path / "logs"):
                 d.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise EnvironmentProblem(f"cannot create state root {self.path}: {exc.strerror}") from None
+
+    def app(self, name: str) -> App:
+        if not APP_NAME.fullmatch(name):
+            raise SpecError(f"{name!r} is not an application name (lower-case letters, digits and '-')")
+        return App(self, name)
+
+    def ready(self, wait: float = 30) -> None:
+        """A root of the single-application layout is migrated on first use, under the lock."""
+        if migration.pending(self):
+            with self.lock(wait):
+                pass
+
+    def select(self, name: str | None, new: bool = False) -> App:
+        """The application a command is about: the one named (with `new`, it may have nothing
+        installed yet), else the host's only one. SpecError (exit 2) when that is ambiguous."""
+        apps = self.apps()
+        names = ", ".join(a.name for a in apps) or "none"
+        if name is not None:
+            app = self.app(name)
+            if not new and app not in apps:
+                raise SpecError(f"no application {name!r} on this host (installed: {names})")
+            return app
+        if len(apps) == 1:
+            return apps[0]
+        if not apps:
+            raise SpecError("no application is installed on this host" + ("; name one with --app NAME" if new else ""))
+        raise SpecError(f"this host runs {len(apps)} applications ({names}); choose one with --app NAME "
+                        "or SATCHEL_APP")
+
+    def apps(self) -> list[App]:
+        """Applications with a release on this host, by name."""
+        self.ready()
+        base = self.path / "apps"
+        names = sorted(p.name for p in base.iterdir() if APP_NAME.fullmatch(p.name)) if base.is_dir() else []
+        return [App(self, n) for n in names if App(self, n).installed()]
 
     # -- lock ----------------------------------------------------------------------
 
     @contextlib.contextmanager
     def lock(self, wait: float = 0) -> Iterator[None]:
-        """Exclusive lock on the root; waits up to `wait` seconds, then LockHeld (exit 4)."""
+        """Exclusive lock on the host root; waits up to `wait` seconds, then LockHeld (exit 4)."""
         self.init()
         fd = os.open(self.path / "lock", os.O_RDWR | os.O_CREAT, 0o644)
         try:
@@ -89,32 +157,10 @@ class Root:
                     time.sleep(0.2)
             os.ftruncate(fd, 0)
             os.pwrite(fd, str(os.getpid()).encode(), 0)
+            migration.run(self)
             yield
         finally:
             os.close(fd)  # closing releases the lock; a killed process releases it too
-
-    # -- current -------------------------------------------------------------------
-
-    def current(self) -> str | None:
-        try:
-            target = os.readlink(self.path / "current")
-        except FileNotFoundError:
-            return None
-        return Path(target).name
-
-    def switch(self, version: str | None) -> None:
-        """Point `current` at releases/VERSION (or remove it) atomically: temp link + rename."""
-        link = self.path / "current"
-        if version is None:
-            with contextlib.suppress(FileNotFoundError):
-                link.unlink()
-        else:
-            tmp = self.path / f".current.{os.getpid()}"
-            with contextlib.suppress(FileNotFoundError):
-                tmp.unlink()
-            os.symlink(f"releases/{version}", tmp)
-            os.replace(tmp, link)
-        fsync_dir(self.path)
 
     # -- run logs ------------------------------------------------------------------------
 
@@ -137,36 +183,79 @@ class Root:
                 raise
             log("finished")
 
-    # -- history and journal ---------------------------------------------------------
 
-    def record(self, event: str, **fields: Any) -> None:
-        entry = {"time": utc_stamp(), "event": event, **fields}
-        with (self.path / "history").open("a") as fh:
-            fh.write(json.dumps(entry, sort_keys=True) + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
+@dataclass(frozen=True)
+class App(_Events):
+    """One application's part of the host root."""
 
-    def history(self) -> list[dict[str, Any]]:
+    host: Host
+    name: str
+
+    @property
+    def dir(self) -> Path:
+        return self.host.path / "apps" / self.name
+
+    @property
+    def releases(self) -> Path:
+        return self.dir / "releases"
+
+    @property
+    def reports(self) -> Path:
+        return self.dir / "reports"
+
+    @property
+    def history_file(self) -> Path:
+        return self.dir / "history"
+
+    @property
+    def store(self) -> Layout:
+        return self.host.store
+
+    def installed(self) -> bool:
+        """Has a current release, a kept release or an operation in progress."""
+        return self.current() is not None or (self.dir / "journal").exists() or any(
+            p.name[0] != "." for p in (self.releases.iterdir() if self.releases.is_dir() else ()))
+
+    def owned_dirs(self) -> list[Path]:
+        """Where the compose files of this app's containers may live: its releases, and the
+        releases of the single-app layout it may have been migrated from."""
+        return [self.releases, self.host.path / "releases"]
+
+    # -- current -------------------------------------------------------------------
+
+    def current(self) -> str | None:
         try:
-            lines = (self.path / "history").read_text().splitlines()
+            target = os.readlink(self.dir / "current")
         except FileNotFoundError:
-            return []
-        out = []
-        for line in lines:
-            with contextlib.suppress(ValueError):  # a torn last line after a crash
-                out.append(json.loads(line))
-        return out
+            return None
+        return Path(target).name
+
+    def switch(self, version: str | None) -> None:
+        """Point `current` at releases/VERSION (or remove it) atomically: temp link + rename."""
+        link = self.dir / "current"
+        if version is None:
+            with contextlib.suppress(FileNotFoundError):
+                link.unlink()
+        else:
+            tmp = self.dir / f".current.{os.getpid()}"
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+            os.symlink(f"releases/{version}", tmp)
+            os.replace(tmp, link)
+        fsync_dir(self.dir)
+
+    # -- journal ---------------------------------------------------------------------
 
     def journal(self) -> dict[str, Any] | None:
         try:
-            return dict(json.loads((self.path / "journal").read_text()))
+            return dict(json.loads((self.dir / "journal").read_text()))
         except (FileNotFoundError, ValueError):
             return None
 
     def begin(self, **op: Any) -> None:
-        write_atomic(self.path / "journal", json.dumps(op, sort_keys=True).encode())
+        write_atomic(self.dir / "journal", json.dumps(op, sort_keys=True).encode())
 
     def end(self) -> None:
         with contextlib.suppress(FileNotFoundError):
-            (self.path / "journal").unlink()
-        fsync_dir(self.path)
+            (self.dir / "journal").unlink()
+        fsync_dir(self.dir)

@@ -6,66 +6,81 @@ command either completes it or undoes it."""
 
 from __future__ import annotations
 
+import shutil
+
 from bundler.progress import Reporter
 
-from . import faults, releases, rollback_report
+from . import faults, releases, removal, rollback_report
 from .errors import DeployFailedRestored, DeployFailedUnrestored
 from .options import InstallOptions
-from .state import Root
+from .state import App, Host
 from .targets import for_release
 
 
-def deploy(root: Root, version: str, previous: str | None, opts: InstallOptions, reporter: Reporter,
+def deploy(app: App, version: str, previous: str | None, opts: InstallOptions, reporter: Reporter,
             event: str) -> None:
     """Switch `current` to version and apply it; on failure restore `previous` (exit 5/6)."""
-    release = releases.load(root, version)
+    release = releases.load(app, version)
     faults.point("before-switch")
-    root.switch(version)
-    root.record("switch", version=version, previous=previous)
+    app.switch(version)
+    app.record("switch", version=version, previous=previous)
     faults.point("after-switch")
     reporter.step(f"starting {release.project} {version} (waiting up to {opts.wait_timeout}s for health)")
     ok, detail = for_release(release).apply(release, opts.wait_timeout)
     faults.point("after-apply")
     if ok:
-        root.record(event, version=version, previous=previous)
-        root.end()
+        app.record(event, version=version, previous=previous)
+        app.end()
         return
-    root.record("failed", version=version, reason=detail)
-    report = rollback_report.write(root, release, previous, detail)
+    app.record("failed", version=version, reason=detail)
+    report = rollback_report.write(app, release, previous, detail)
     reporter.step(report.read_text().rstrip())
-    root.record("report", version=version, path=str(report))
+    app.record("report", version=version, path=str(report))
     if previous is None:
         for_release(release).stop(release)
-        root.switch(None)
-        root.end()
+        app.switch(None)
+        app.end()
         raise DeployFailedRestored(f"{version} failed its health check ({detail}); there was no previous "
                                    "release, so it was stopped")
-    old = releases.load(root, previous)
-    root.switch(previous)
+    old = releases.load(app, previous)
+    app.switch(previous)
     restored, why = for_release(old).apply(old, opts.wait_timeout)
-    root.end()
+    app.end()
     if restored:
-        root.record("rolled-back", version=previous, reason=f"{version} failed its health check")
+        app.record("rolled-back", version=previous, reason=f"{version} failed its health check")
         raise DeployFailedRestored(f"{version} failed its health check ({detail}); {previous} was restored")
-    root.record("failed", version=previous, reason=why)
+    app.record("failed", version=previous, reason=why)
     raise DeployFailedUnrestored(f"{version} failed its health check ({detail}), and restoring {previous} "
                                  f"failed too ({why}); see satchel status")
 
 
-def recover(root: Root, opts: InstallOptions, reporter: Reporter) -> dict[str, str] | None:
+def recover_host(host: Host, opts: InstallOptions, reporter: Reporter) -> None:
+    """Before an install (which may concern any application): bundles half-verified by a
+    killed run are dropped, and every application's interrupted operation finished or undone."""
+    for leftover in host.staging.iterdir() if host.staging.is_dir() else ():
+        shutil.rmtree(leftover, ignore_errors=True)
+    for app in host.apps():
+        recover(app, opts, reporter)
+
+
+def recover(app: App, opts: InstallOptions, reporter: Reporter) -> dict[str, str] | None:
     """Finish or undo the operation a killed run left in the journal; returns it if it was
     finished (its switch had happened), None if there was nothing to finish."""
-    releases.clean_leftovers(root)
-    job = root.journal()
+    releases.clean_leftovers(app)
+    job = app.journal()
     if job is None:
         return None
+    if job.get("op") == "remove":
+        reporter.step(f"finishing the interrupted removal of {app.name}")
+        removal.finish(app, bool(job.get("purge")), reporter)
+        return job
     to, frm = job.get("to"), job.get("from")
-    if root.current() == to and to is not None and releases.exists(root, to):
+    if app.current() == to and to is not None and releases.exists(app, to):
         reporter.step(f"finishing an interrupted {job.get('op')} of {to}")
         event = {"install": "installed", "config": "configured"}.get(str(job.get("op")), "rolled-back")
-        deploy(root, to, frm, opts, reporter, event)
+        deploy(app, to, frm, opts, reporter, event)
         return job
     # The switch never happened: the old release is current and was never stopped.
-    root.record("interrupted", op=job.get("op"), version=to)
-    root.end()
+    app.record("interrupted", op=job.get("op"), version=to)
+    app.end()
     return None

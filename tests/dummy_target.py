@@ -26,7 +26,7 @@ class DummyTarget:
         (request.dest / "dummy.txt").write_text(request.manifest.version)
         return {}
 
-    def check(self, project: str, releases: Path) -> None:
+    def check(self, project: str, owned: list[Path]) -> None:
         """Nothing to check: the dummy runs anywhere."""
 
     # A release is named by its directory (a config release 1.0.0+config.1 is bundle 1.0.0).
@@ -44,6 +44,12 @@ class DummyTarget:
         health = ("unhealthy" if release.version in self.broken else "healthy") if up else ""
         return [{"service": "app", "state": "running" if up else "exited", "health": health,
                  "image": f"dummy:{release.version}"}]
+
+    def remove(self, release: Any, volumes: bool) -> None:
+        self.stop(release)
+
+    def drift(self, release: Any) -> list[dict[str, str]]:
+        return []
 
     def logs(self, release: Any, services: set[str], lines: int) -> dict[str, str]:
         return {s: f"{release.version} says hello\n" for s in services}

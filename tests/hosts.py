@@ -13,7 +13,7 @@ from pathlib import Path
 
 from bundler.build import BuildOptions, build
 from bundler.spec import load_spec
-from installer.state import Root
+from installer import state
 from signing.keys import load_signing_key
 from tests.images import BUSYBOX
 from tests.infra import docker, docker_available, free_port
@@ -26,15 +26,15 @@ BROKEN = '["CMD", "/bin/busybox", "false"]'
 
 def make_bundle(d: Path, version: str, keys, healthcheck: str = HEALTHY, web_extra: str = "",
                 web_command: str = '["/bin/busybox", "httpd", "-f", "-p", "8080", "-h", "/www"]',
-                spec_extra: str = "") -> Path:
-    """web (httpd + healthcheck) and worker, from a busybox rootfs; content names the version.
-    `web_extra` adds YAML lines to the web service; `spec_extra` to satchel.yaml."""
+                spec_extra: str = "", name: str = "hello") -> Path:
+    """Application `name`: web (httpd + healthcheck) and worker, from a busybox rootfs; content
+    names the app and version. `web_extra` adds YAML lines to the web service; `spec_extra` to satchel.yaml."""
     d.mkdir(parents=True, exist_ok=True)
     rootfs = d / "rootfs"
     (rootfs / "bin").mkdir(parents=True)
     (rootfs / "www").mkdir()
     shutil.copy(BUSYBOX, rootfs / "bin" / "busybox")
-    (rootfs / "www" / "index.html").write_text(f"hello {version}\n")
+    (rootfs / "www" / "index.html").write_text(f"{name} {version}\n")
     (d / "compose.yaml").write_text(
         "services:\n"
         f"  web:\n    image: acme/web:{version}\n"
@@ -43,9 +43,9 @@ def make_bundle(d: Path, version: str, keys, healthcheck: str = HEALTHY, web_ext
         f"  worker:\n    image: acme/web:{version}\n"
         '    command: ["/bin/busybox", "sleep", "3600"]\n')
     (d / "satchel.yaml").write_text(
-        f"name: hello\nversion: {version}\ncompose: [compose.yaml]\n{spec_extra}"
+        f"name: {name}\nversion: {version}\ncompose: [compose.yaml]\n{spec_extra}"
         f"images:\n  - ref: acme/web:{version}\n    source: dir:rootfs\n")
-    out = d / f"hello-{version}.bundle"
+    out = d / f"{name}-{version}.bundle"
     build(load_spec(d / "satchel.yaml"), out, [load_signing_key(keys["vendor"])], BuildOptions(cache=d / "cache"))
     return out
 
@@ -74,8 +74,13 @@ class Host:
                         *extra, env=env)
 
     @property
-    def state(self) -> Root:
-        return Root(self.root)
+    def state(self) -> state.App:
+        """The example application's state on this host."""
+        return state.Host(self.root).app("hello")
+
+    @property
+    def app_dir(self) -> Path:
+        return self.state.dir
 
     def containers(self) -> dict[str, dict]:
         ids = docker("ps", "-q", "--filter", f"label=com.docker.compose.project={self.project}").split()

@@ -64,8 +64,9 @@ def env_of(host: Host) -> dict[str, str]:
 @pytest.mark.parametrize("host", ["venv", "kit"], indirect=True)
 def test_layers_survive_upgrades_overrides_last_one_install(host, bundles, tmp_path):
     run = Recorder(host, tmp_path)
-    assert run("config", "set-secret", "DB_PASSWORD", input=SECRET + "\n").returncode == 0
-    assert run("config", "set", "LICENSE=L-1").returncode == 0
+    # Before the first install, the application is named; after it, it is the host's only one.
+    assert run("config", "set-secret", "DB_PASSWORD", "--app", "hello", input=SECRET + "\n").returncode == 0
+    assert run("config", "set", "LICENSE=L-1", "--app", "hello").returncode == 0
     res = host.install(bundles["1.0.0"])
     assert res.returncode == 0, res.stderr
     env = env_of(host)
@@ -87,10 +88,13 @@ def test_layers_survive_upgrades_overrides_last_one_install(host, bundles, tmp_p
 
 @pytest.mark.parametrize("setup,message", [
     ([], "required setting DB_PASSWORD has no value"),
-    ([("config", "set-secret", "DB_PASSWORD")], "required setting LICENSE has no value in any layer (the licence key"),
-    ([("config", "set-secret", "DB_PASSWORD"), ("config", "set", "LICENSE=x", "PORT=http")],
+    ([("config", "set-secret", "DB_PASSWORD", "--app", "hello")],
+     "required setting LICENSE has no value in any layer (the licence key"),
+    ([("config", "set-secret", "DB_PASSWORD", "--app", "hello"), ("config", "set", "LICENSE=x", "PORT=http", "--app",
+                                                                    "hello")],
      "setting PORT from the site configuration is 'http', but must be a port number"),
-    ([("config", "set-secret", "DB_PASSWORD"), ("config", "set", "LICENSE=x", "BOGUS=1")],
+    ([("config", "set-secret", "DB_PASSWORD", "--app", "hello"), ("config", "set", "LICENSE=x", "BOGUS=1", "--app",
+                                                                    "hello")],
      "setting BOGUS from the site configuration is not declared by this bundle"),
 ])
 def test_bad_configuration_is_refused_before_any_change(host, bundles, setup, message):
@@ -104,17 +108,17 @@ def test_bad_configuration_is_refused_before_any_change(host, bundles, setup, me
 
 
 def test_secret_on_the_command_line_is_refused(host, bundles):
-    host.run("config", "set", "LICENSE=x")
+    host.run("config", "set", "LICENSE=x", "--app", "hello")
     res = host.install(bundles["1.0.0"], "--set", f"DB_PASSWORD={SECRET}")
     assert res.returncode == 2 and "set-secret DB_PASSWORD" in res.stderr and SECRET not in res.stderr
-    assert host.run("config", "set", f"DB_PASSWORD={SECRET}").returncode == 2
+    assert host.run("config", "set", f"DB_PASSWORD={SECRET}", "--app", "hello").returncode == 2
 
 
 @pytest.mark.parametrize("host", ["venv", "kit"], indirect=True)
 def test_broken_config_change_is_rolled_back_with_the_old_values(host, bundles, tmp_path):
     run = Recorder(host, tmp_path)
-    run("config", "set-secret", "DB_PASSWORD", input=SECRET)
-    run("config", "set", "LICENSE=L-1")
+    run("config", "set-secret", "DB_PASSWORD", "--app", "hello", input=SECRET)
+    run("config", "set", "LICENSE=L-1", "--app", "hello")
     assert host.install(bundles["1.0.0"]).returncode == 0
     run("config", "set", "MODE=broken", "GREETING=new")
     res = run("config", "apply", "--timeout", "15")
@@ -124,7 +128,7 @@ def test_broken_config_change_is_rolled_back_with_the_old_values(host, bundles, 
     assert env["MODE"] == "normal" and env["GREETING"] == "hello"   # the old values run again
     assert "rollback report" in res.stderr and "MODE: normal -> broken" in res.stderr
     assert "service web" in res.stderr and "password ***HIDDEN***" in res.stderr
-    reports = list((host.root / "reports").glob("*.txt"))
+    reports = list((host.app_dir / "reports").glob("*.txt"))
     assert len(reports) == 1 and "MODE: normal -> broken" in reports[0].read_text()
     # rollback restores values too: 1.0.0 -> (manual) back to it after a good apply
     run("config", "set", "MODE=normal")
@@ -138,7 +142,7 @@ def test_broken_config_change_is_rolled_back_with_the_old_values(host, bundles, 
 
     assert SECRET.encode() not in b"".join(unpack(archive).values())
     assert SECRET.encode() not in archive.read_bytes()
-    secrets_dir = host.root / "secrets"
+    secrets_dir = host.app_dir / "secrets"
     for path in host.root.rglob("*"):
         if path.is_file() and secrets_dir not in path.parents:
             assert SECRET.encode() not in path.read_bytes(), path

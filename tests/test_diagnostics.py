@@ -129,8 +129,8 @@ def test_broken_environments_still_produce_an_archive(installed, tmp_path):
     assert any(e["collector"] == "docker" for e in errors)
     assert "not collected" in files["summary.txt"].decode()
     # Corrupted state files.
-    (installed.root / "history").write_text("{not json\n")
-    (installed.root / "releases" / "1.0.0" / "release.json").write_text("garbage")
+    (installed.app_dir / "history").write_text("{not json\n")
+    (installed.app_dir / "releases" / "1.0.0" / "release.json").write_text("garbage")
     res = installed.run("diagnostics", "-o", tmp_path / "b.tar.zst")
     assert res.returncode == 0, res.stderr
     assert findings(unpack(tmp_path / "b.tar.zst"))["state"][0] == "fail"

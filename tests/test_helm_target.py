@@ -221,7 +221,7 @@ def test_diagnostics_of_a_helm_release_from_recorded_responses(host, shop_bundle
     info = json.loads((out / "release.json").read_text())
     info["helm"]["kubeconfig"], info["helm"]["namespace"] = recorded_api, "shop"
     (out / "release.json").write_text(json.dumps(info))
-    shutil.copytree(out, host.root / "releases" / "1.0.0")
+    shutil.copytree(out, host.app_dir / "releases" / "1.0.0")
     host.state.switch("1.0.0")
     host.state.record("installed", version="1.0.0", previous=None)
     archive = tmp_path / "diag.tar.zst"

@@ -113,7 +113,7 @@ def test_kill_9_during_install_then_rerun_finishes(host, bundles, point):
     assert res.returncode == -9, res.stderr
     current = host.state.current()
     assert current in ("1.0.0", "1.1.0")
-    assert (host.root / "releases" / current / "release.json").is_file()
+    assert (host.app_dir / "releases" / current / "release.json").is_file()
     res = host.install(bundles["1.1.0"])
     assert res.returncode == 0, res.stderr
     assert host.state.current() == "1.1.0" and host.served_version() == "hello 1.1.0"
@@ -136,7 +136,7 @@ def test_kill_9_during_rollback_then_rerun_finishes(host, bundles, point):
 def test_retention_keeps_the_last_releases_and_their_blobs(host, bundles):
     for v in ("1.0.0", "1.1.0", "1.3.0", "1.4.0"):
         assert host.install(bundles[v], "--keep", "3").returncode == 0
-    assert sorted(p.name for p in (host.root / "releases").iterdir()) == ["1.1.0", "1.3.0", "1.4.0"]
+    assert sorted(p.name for p in (host.app_dir / "releases").iterdir()) == ["1.1.0", "1.3.0", "1.4.0"]
     blobs = {p.name for p in (host.root / "store" / "blobs" / "sha256").iterdir()}
     for v in ("1.1.0", "1.3.0", "1.4.0"):
         needed = {m["sha256"] for m in manifest_of(bundles[v])["members"] if m["path"].startswith("blobs/")}
@@ -154,7 +154,7 @@ def test_rollback_to_the_current_release_reapplies_it(host, bundles):
         docker("rm", "-f", c["Id"])
     assert host.containers() == {}
     res = host.run("rollback", "--to", "1.0.0")
-    assert res.returncode == 0 and "re-applied 1.0.0" in res.stdout, res.stderr
+    assert res.returncode == 0 and "re-applied hello 1.0.0" in res.stdout, res.stderr
     assert host.served_version() == "hello 1.0.0"
 
 

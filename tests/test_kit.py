@@ -98,9 +98,8 @@ def test_registry_comes_back_by_itself_and_a_repull_works(host, bundle):
     docker("rm", "-f", *[c["Id"] for c in containers.values()])
     docker("rmi", *images)
     from installer.releases import load
-    from installer.state import Root
 
-    loaded = load(Root(host.root), release)
+    loaded = load(host.state, release)
     ok, detail = for_release(loaded).apply(loaded, 60)
     assert ok, detail
     assert host.served_version() == "hello 1.0.0"

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from bundler.manifest import parse_manifest
 from bundler.oci.model import Descriptor
 from bundler.oci.registry import Endpoint
 from installer import faults, releases, targets
@@ -22,11 +23,13 @@ from installer.configure import apply_config
 from installer.errors import DeployFailedRestored
 from installer.install import install, rollback
 from installer.options import InstallOptions
-from installer.state import Root
+from installer.removal import remove
+from installer.state import App, Host
 from signing.keys import load_verify_key
 from tests.conftest import CRASH_POINTS, CRASH_SWEEP
 from tests.dummy_target import DummyTarget
 from tests.hosts import make_bundle
+from tests.legacy import to_single_app_layout
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -67,34 +70,43 @@ def world(tmp_path, keys, monkeypatch):
     monkeypatch.setitem(targets.REGISTERED, "dummy", target)
     opts = InstallOptions(keys=[load_verify_key(keys["vendor.pub"])], target="dummy", sink=MemoryRegistry(),
                           wait_timeout=5)
-    return Root(tmp_path / "root"), target, opts
+    return Host(tmp_path / "root"), target, opts
 
 
 def test_a_new_target_in_one_file_drives_install_and_rollback(world, bundles):
-    root, target, opts = world
-    assert install(root, bundles["1.0.0"], opts).action == "installed"
-    assert root.current() == "1.0.0" and target.running() == "1.0.0"
-    assert releases.load(root, "1.0.0").info.target == "dummy"
-    assert install(root, bundles["1.1.0"], opts).previous == "1.0.0"
+    host, target, opts = world
+    app = host.app("hello")
+    assert install(host, bundles["1.0.0"], opts).action == "installed"
+    assert app.current() == "1.0.0" and target.running() == "1.0.0"
+    assert releases.load(app, "1.0.0").info.target == "dummy"
+    assert install(host, bundles["1.1.0"], opts).previous == "1.0.0"
     assert target.running() == "1.1.0"
     with pytest.raises(DeployFailedRestored, match=r"1\.2\.0 failed its health check"):
-        install(root, bundles["1.2.0"], opts)
-    assert root.current() == "1.1.0" and target.running() == "1.1.0"
-    report = next((root.path / "reports").iterdir()).read_text()
+        install(host, bundles["1.2.0"], opts)
+    assert app.current() == "1.1.0" and target.running() == "1.1.0"
+    report = next(app.reports.iterdir()).read_text()
     assert "service app: running unhealthy" in report and "    1.2.0 says hello" in report
-    assert rollback(root, None, opts).version == "1.0.0"
-    assert root.current() == "1.0.0" and target.running() == "1.0.0"
-    events = [(e["event"], e.get("version")) for e in root.history()]
+    assert rollback(app, None, opts).version == "1.0.0"
+    assert app.current() == "1.0.0" and target.running() == "1.0.0"
+    events = [(e["event"], e.get("version")) for e in app.history()]
     assert ("failed", "1.2.0") in events and events[-1] == ("rolled-back", "1.0.0")
 
 
-def in_child(run: Callable[[], object], crash_at: str | None) -> int:
-    """Run in a forked child; os._exit(137) at `crash_at`. The child's exit status."""
+def in_child(run: Callable[[], object], crash_at: str, nth: int = 0) -> int:
+    """Run in a forked child; os._exit(137) the `nth` (from 0) time it reaches `crash_at`.
+    The child's exit status."""
     pid = os.fork()
     if pid == 0:
         code = 0
+        reached = []
+
+        def hook(name: str) -> None:
+            if name == crash_at and len(reached) == nth:
+                os._exit(137)
+            reached.extend([name] if name == crash_at else [])
+
         try:
-            faults.arm((lambda name: os._exit(137) if name == crash_at else None) if crash_at else None)
+            faults.arm(hook)
             run()
         except BaseException:
             code = 1
@@ -113,37 +125,50 @@ def points_passed(run: Callable[[], object]) -> list[str]:
     return seen
 
 
-def consistent(root: Root, allowed: set[str]) -> str:
-    """`current` is one complete release of `allowed`: its release.json and all its blobs."""
-    current = root.current()
+def consistent(app: App, allowed: set[str | None]) -> str | None:
+    """`current` is one complete release of `allowed`: its release.json and all its blobs.
+    A migration cut short leaves it where the single-application layout kept it."""
+    legacy = app.host.path / "current"
+    current = Path(os.readlink(legacy)).name if legacy.is_symlink() else app.current()
     assert current in allowed, current
-    manifest = releases.load(root, current).manifest()
-    assert all(root.store.has(Descriptor("", d, s)) for d, s in manifest.all_blobs.items())
+    if current is None:
+        return None
+    releases_dir = app.releases if (app.releases / current).is_dir() else app.host.path / "releases"
+    manifest = parse_manifest((releases_dir / current / "manifest.json").read_bytes())
+    assert all(app.store.has(Descriptor("", d, s)) for d, s in manifest.all_blobs.items())
     return current
 
 
 def _scenarios(bundles: dict[str, Path]):
     """(name, set-up, operation, states allowed after a crash, check of the finished state)."""
 
-    def upgrade_from_1_0_0(root, opts):
-        install(root, bundles["1.0.0"], opts)
+    def upgrade_from_1_0_0(host, opts):
+        install(host, bundles["1.0.0"], opts)
 
-    def two_installed(root, opts):
+    def two_installed(host, opts):
         for v in ("1.0.0", "1.1.0"):
-            install(root, bundles[v], opts)
+            install(host, bundles[v], opts)
 
-    def config_release(root):
-        return (root.current() or "").startswith("1.0.0+config.")
+    def single_app_layout(host, opts):
+        upgrade_from_1_0_0(host, opts)
+        to_single_app_layout(host.path, "hello")
+
+    def config_release(app):
+        return (app.current() or "").startswith("1.0.0+config.")
 
     return [
-        ("install", upgrade_from_1_0_0, lambda root, opts: install(root, bundles["1.1.0"], opts),
-         {"1.0.0", "1.1.0"}, lambda root: root.current() == "1.1.0"),
-        ("install + retention", two_installed, lambda root, opts: install(root, bundles["1.3.0"], opts),
-         {"1.1.0", "1.3.0"}, lambda root: root.current() == "1.3.0"),
-        ("rollback", two_installed, lambda root, opts: rollback(root, None, opts),
-         {"1.0.0", "1.1.0"}, lambda root: root.current() == "1.0.0"),
-        ("config apply", upgrade_from_1_0_0, lambda root, opts: apply_config(root, opts),
+        ("install", upgrade_from_1_0_0, lambda host, opts: install(host, bundles["1.1.0"], opts),
+         {"1.0.0", "1.1.0"}, lambda app: app.current() == "1.1.0"),
+        ("install + retention", two_installed, lambda host, opts: install(host, bundles["1.3.0"], opts),
+         {"1.1.0", "1.3.0"}, lambda app: app.current() == "1.3.0"),
+        ("rollback", two_installed, lambda host, opts: rollback(host.app("hello"), None, opts),
+         {"1.0.0", "1.1.0"}, lambda app: app.current() == "1.0.0"),
+        ("config apply", upgrade_from_1_0_0, lambda host, opts: apply_config(host.app("hello"), opts),
          {"1.0.0", "1.0.0+config.1"}, config_release),
+        ("migration + install", single_app_layout, lambda host, opts: install(host, bundles["1.1.0"], opts),
+         {"1.0.0", "1.1.0"}, lambda app: app.current() == "1.1.0"),
+        ("remove", two_installed, lambda host, opts: remove(host.app("hello"), False),
+         {"1.1.0", None}, lambda app: not app.installed() and not list(app.store.blobs.iterdir())),
     ]
 
 
@@ -156,24 +181,26 @@ def test_crash_at_every_failure_point_then_the_next_run_finishes(tmp_path, keys,
         opts = InstallOptions(keys=[load_verify_key(keys["vendor.pub"])], target="dummy", sink=MemoryRegistry(),
                               wait_timeout=5, keep=2)
         template = base / "template"
-        setup(Root(template), opts)
+        setup(Host(template), opts)
         shutil.copy(target.state, base / "template-running")
         probe = base / "probe"
         shutil.copytree(template, probe, symlinks=True)
-        points = points_passed(lambda op=operation, probe=probe, opts=opts: op(Root(probe), opts))
+        points = points_passed(lambda op=operation, probe=probe, opts=opts: op(Host(probe), opts))
         assert points, name
-        for point in points:
-            root_dir = base / f"crash-{point}"
+        for i, point in enumerate(points):
+            nth = points[:i].count(point)
+            root_dir = base / f"crash-{point}-{nth}"
             shutil.copytree(template, root_dir, symlinks=True)
             shutil.copy(base / "template-running", target.state)
-            root = Root(root_dir)
-            code = in_child(lambda op=operation, root=root, opts=opts: op(root, opts), point)
+            host = Host(root_dir)
+            app = host.app("hello")
+            code = in_child(lambda op=operation, host=host, opts=opts: op(host, opts), point, nth)
             assert code == 137, (name, point, code)
-            consistent(root, allowed)
-            operation(root, opts)                            # the next run finishes the job
-            assert finished(root), (name, point, root.current())
-            assert root.journal() is None and not list(root.staging.iterdir())
-            assert target.running() == root.current()
+            consistent(app, allowed)
+            operation(host, opts)                            # the next run finishes the job
+            assert finished(app), (name, point, app.current())
+            assert app.journal() is None and not list(host.staging.iterdir())
+            assert target.running() == app.current()
             CRASH_SWEEP[name] += 1
         reached |= set(points)
     everywhere = set(re.findall(r'faults\.point\("([a-z-]+)"\)',

@@ -13,7 +13,7 @@ from bundler.build import BuildOptions, build
 from bundler.spec import load_spec
 from installer.install import install
 from installer.options import InstallOptions
-from installer.state import Root
+from installer.state import Host
 from installer.tools.registry import ManagedRegistry
 from signing import envelope, trust
 from signing.errors import ExpiredError, UntrustedKeyError
@@ -50,7 +50,7 @@ def bundle(tmp_path: Path, version: str, signers: list[Path], extra: str = "",
 @pytest.fixture
 def root(tmp_path, monkeypatch):
     monkeypatch.setenv("SATCHEL_REGISTRY_PORT", str(free_port()))
-    r = Root(tmp_path / "root")
+    r = Host(tmp_path / "root")
     yield r
     ManagedRegistry(r.registry_dir).stop()
 
@@ -118,7 +118,7 @@ def test_expiry_is_judged_at_the_later_of_clock_and_last_install(tmp_path, vendo
     expired = bundle(tmp_path, "1.1.0", [vendor["a"]], extra=f"expires: '{past}'\n")
     set_back = datetime.now(UTC) - timedelta(days=2)
     # A host whose clock was set back, but which never installed anything: the clock is all it has.
-    fresh = Root(tmp_path / "fresh")
+    fresh = Host(tmp_path / "fresh")
     fresh.init()
     shutil.copy(vendor["a"].with_suffix(".pub"), fresh.trust / "a.pub")
     try:
@@ -129,4 +129,4 @@ def test_expiry_is_judged_at_the_later_of_clock_and_last_install(tmp_path, vendo
     assert install(root, bundle(tmp_path, "1.0.0", [vendor["a"]]), InstallOptions()).action == "installed"
     with pytest.raises(ExpiredError):
         install(root, expired, InstallOptions(now=set_back))
-    assert root.current() == "1.0.0"
+    assert root.app("app").current() == "1.0.0"

@@ -71,14 +71,27 @@ def engine_report() -> dict[str, Any]:
 
 
 def project_containers(project: str, log_since: int | None, log_lines: int = 500) -> list[dict[str, Any]]:
-    """Inspect data and recent logs of every container of a Compose project."""
+    """Inspect data and recent logs (none when log_lines is 0) of every container of a Compose project."""
     client = _client()
     try:
         out = []
         for container in client.containers.list(all=True, filters={"label": f"com.docker.compose.project={project}"}):
-            logs = container.logs(since=log_since, tail=log_lines, timestamps=True)
+            logs = container.logs(since=log_since, tail=log_lines, timestamps=True) if log_lines else b""
             out.append({"inspect": container.attrs, "logs": logs.decode(errors="replace")})
         return out
+    finally:
+        client.close()
+
+
+def image_id(ref: str) -> str | None:
+    """The local engine's id for an image reference, or None when it does not have it."""
+    from docker.errors import ImageNotFound
+
+    client = _client()
+    try:
+        return str(client.api.inspect_image(ref)["Id"])
+    except ImageNotFound:
+        return None
     finally:
         client.close()
 
@@ -163,3 +176,22 @@ def remove_container(name: str) -> None:
         pass
     finally:
         client.close()
+
+
+
+def exec_in(name: str, command: list[str]) -> str:
+    """Run a command in the named running container: its output; EnvironmentProblem unless it exits 0."""
+    from docker.errors import APIError
+
+    client = _client()
+    try:
+        code, output = client.containers.get(name).exec_run(command)
+    except APIError as exc:
+        raise EnvironmentProblem(f"cannot run {command[0]} in {name}: {exc.explanation or exc}") from None
+    finally:
+        client.close()
+    text = bytes(output).decode(errors="replace")
+    if code != 0:
+        last = (text.strip().splitlines() or ["no output"])[-1]
+        raise EnvironmentProblem(f"{' '.join(command[:2])} in {name} failed (exit {code}): {last}")
+    return text

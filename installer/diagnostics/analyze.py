@@ -125,5 +125,17 @@ def _collectors(facts: dict[str, Any], failed: dict[str, str]) -> list[Finding]:
             if name not in ("docker", "registry", "satchel") and not (name == "workload" and "docker" in failed)]
 
 
+def _drift(facts: dict[str, Any], failed: dict[str, str]) -> list[Finding]:
+    """Containers changed by hand since the release was applied: what support sees first."""
+    current = (facts.get("satchel") or {}).get("current")
+    if not current or "workload" in failed or "drift" not in facts:
+        return []
+    drift = facts["drift"]
+    if not drift:
+        return [Finding("drift", PASS, f"every container runs as release {current} says")]
+    return [Finding("drift", FAIL, f"{d['service']} {d['container']}: {d['kind']}: {d['detail']}; "
+                                   f"`satchel rollback --to {current}` applies the release again") for d in drift]
+
+
 RULES: list[Callable[[dict[str, Any], dict[str, str]], list[Finding]]] = [
-    _release, _last_deployment, _containers, _registry, _store, _host, _collectors]
+    _release, _last_deployment, _containers, _drift, _registry, _store, _host, _collectors]

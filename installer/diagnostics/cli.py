@@ -12,7 +12,8 @@ from bundler.errors import SpecError
 from bundler.output import emit_json
 from signing.grammar import parse_duration
 
-from ..state import Root
+from ..cli_common import app_option
+from ..state import Host
 from . import archive, report
 from .create import create
 
@@ -32,10 +33,11 @@ def parse_since(value: str | None) -> timedelta | None:
 @click.option("--redact", "patterns", multiple=True, help="Extra regular expression to hide (repeatable).")
 @click.option("--encrypt-to", default=None, help="age recipient (age1...) or a file holding it.")
 @click.option("--upload", default=None, help="HTTP PUT the archive to this URL (e.g. a pre-signed URL).")
+@app_option
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 def diagnostics(ctx: click.Context, output: Path | None, since: str | None, patterns: tuple[str, ...],
-                encrypt_to: str | None, upload: str | None, as_json: bool) -> None:
+                encrypt_to: str | None, upload: str | None, app_name: str | None, as_json: bool) -> None:
     """Write a redacted support archive (open it with `satchel diagnostics open`)."""
     if ctx.invoked_subcommand is not None:
         return
@@ -46,7 +48,10 @@ def diagnostics(ctx: click.Context, output: Path | None, since: str | None, patt
             re.compile(p)
         except re.error as exc:
             raise SpecError(f"--redact {p!r} is not a valid regular expression: {exc}") from None
-    made = create(Root(Path(ctx.obj["root"])), output, since=parse_since(since), redact=list(patterns),
+    host = Host(Path(ctx.obj["root"]))
+    # A host with no application still gets an archive: a broken host is when it matters most.
+    app = host.select(app_name) if app_name or host.apps() else None
+    made = create(host, app, output, since=parse_since(since), redact=list(patterns),
                   encrypt_to=encrypt_to, upload=upload)
     counts = {s: sum(1 for f in made.findings if f["status"] == s) for s in ("fail", "warn", "pass")}
     if as_json:

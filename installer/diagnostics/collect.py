@@ -28,7 +28,7 @@ from signing.keys import load_verify_key
 
 from .. import releases
 from ..config import SiteConfig
-from ..state import Root
+from ..state import App, Host
 from ..targets import for_release
 from ..tools.registry import ManagedRegistry
 from .redact import Redactor
@@ -52,56 +52,67 @@ class Collection:
                                 "where": traceback.extract_tb(exc.__traceback__)[-1].name})
 
 
-def satchel_state(root: Root, since: datetime | None) -> Callable[[Collection], None]:
+def satchel_state(host: Host, app: App | None, since: datetime | None) -> Callable[[Collection], None]:
     def collect(c: Collection) -> None:
-        state: dict[str, Any] = {"root": str(root.path), "exists": root.path.is_dir(), "current": root.current(),
-                                 "journal": root.journal(), "releases": {}, "state_errors": []}
+        state: dict[str, Any] = {"root": str(host.path), "exists": host.path.is_dir(),
+                                 "app": app.name if app else None, "apps": [a.name for a in host.apps()],
+                                 "current": app.current() if app else None, "journal": app.journal() if app else None,
+                                 "releases": {}, "state_errors": []}
         c.facts["satchel"] = state
-        if not root.path.is_dir():
+        if not host.path.is_dir():
             return
-        history_text = (root.path / "history").read_text(errors="replace") if (root.path / "history").exists() else ""
-        c.files["satchel/history.jsonl"] = history_text
-        bad = sum(1 for line in history_text.splitlines() if line.strip() and not _is_json(line))
-        if bad:
-            state["state_errors"].append(f"history has {bad} unreadable line(s)")
-        state["history"] = root.history()
-        for rel in sorted(root.releases.glob("[!.]*")) if root.releases.is_dir() else []:
-            entry: dict[str, Any] = {}
-            state["releases"][rel.name] = entry
-            for f in sorted(p for p in rel.rglob("*") if p.is_file()):
-                c.files[f"satchel/releases/{rel.name}/{f.relative_to(rel)}"] = f.read_text(errors="replace")
-            try:
-                entry["info"] = json.loads((rel / "release.json").read_text())
-                manifest = parse_manifest((rel / MANIFEST).read_bytes())
-                entry["created"] = manifest.created
-                entry["secrets"] = list(manifest.secrets)
-            except (OSError, ValueError) as exc:
-                state["state_errors"].append(f"release {rel.name} is unreadable: {exc}")
-        state["trusted_keys"] = [load_verify_key(p).keyid for p in sorted(root.trust.glob("*.pub"))]
-        for report in sorted((root.path / "reports").glob("*.txt")):
-            c.files[f"satchel/reports/{report.name}"] = report.read_text(errors="replace")
-        for log in sorted((root.path / "logs").glob("*.log")):
+        for name, events in (("host-history", host), ("history", app)):
+            history_text = events.history_file.read_text(errors="replace") if events and \
+                events.history_file.exists() else ""
+            c.files[f"satchel/{name}.jsonl"] = history_text
+            bad = sum(1 for line in history_text.splitlines() if line.strip() and not _is_json(line))
+            if bad:
+                state["state_errors"].append(f"{name} has {bad} unreadable line(s)")
+        state["history"] = app.history() if app else []
+        state["trusted_keys"] = [load_verify_key(p).keyid for p in sorted(host.trust.glob("*.pub"))]
+        for log in sorted((host.path / "logs").glob("*.log")):
             if since is None or datetime.fromtimestamp(log.stat().st_mtime, UTC) >= since:
                 c.files[f"satchel/logs/{log.name}"] = log.read_text(errors="replace")
+        if app is not None:
+            _app_state(c, app, state)
         c.add_json("satchel/state.json", state)
 
     return collect
 
 
-def for_current(root: Root, body: Callable[[Collection, Root, releases.Release], None]) -> Callable[[Collection], None]:
+def _app_state(c: Collection, app: App, state: dict[str, Any]) -> None:
+    """Every release of the application (release.json and rendered files) and its rollback reports."""
+    for rel in sorted(app.releases.glob("[!.]*")) if app.releases.is_dir() else []:
+        entry: dict[str, Any] = {}
+        state["releases"][rel.name] = entry
+        for f in sorted(p for p in rel.rglob("*") if p.is_file()):
+            c.files[f"satchel/releases/{rel.name}/{f.relative_to(rel)}"] = f.read_text(errors="replace")
+        try:
+            entry["info"] = json.loads((rel / "release.json").read_text())
+            manifest = parse_manifest((rel / MANIFEST).read_bytes())
+            entry["created"] = manifest.created
+            entry["secrets"] = list(manifest.secrets)
+        except (OSError, ValueError) as exc:
+            state["state_errors"].append(f"release {rel.name} is unreadable: {exc}")
+    for report in sorted(app.reports.glob("*.txt")):
+        c.files[f"satchel/reports/{report.name}"] = report.read_text(errors="replace")
+
+
+def for_current(app: App | None, body: Callable[[Collection, App, releases.Release], None]
+                ) -> Callable[[Collection], None]:
     """A collector about the current release; nothing to collect when there is none."""
 
     def collect(c: Collection) -> None:
-        current = root.current()
-        if current:
-            body(c, root, releases.load(root, current))
+        current = app.current() if app else None
+        if app and current:
+            body(c, app, releases.load(app, current))
 
     return collect
 
 
-def store_check(c: Collection, root: Root, release: releases.Release) -> None:
+def store_check(c: Collection, app: App, release: releases.Release) -> None:
     """Re-hash every blob the current release needs: the verification result support sees."""
-    store = root.store
+    store = app.store
     ok, missing, corrupt = 0, [], []
     for expected, expected_size in release.manifest().all_blobs.items():
         path = store.blobs / expected[7:]
@@ -119,7 +130,7 @@ def store_check(c: Collection, root: Root, release: releases.Release) -> None:
     c.add_json("satchel/store-verification.json", results)
 
 
-def host_facts(root: Root) -> Callable[[Collection], None]:
+def host_facts(host: Host) -> Callable[[Collection], None]:
     def collect(c: Collection) -> None:
         uname = platform.uname()
         facts: dict[str, Any] = {"system": uname.system, "release": uname.release, "machine": uname.machine,
@@ -134,7 +145,7 @@ def host_facts(root: Root) -> Callable[[Collection], None]:
         meminfo = c.files.get("host/meminfo", "")
         facts["memory_kib"] = {line.split(":")[0]: int(line.split()[1]) for line in meminfo.splitlines()
                                if line.startswith(("MemTotal", "MemAvailable"))}
-        facts["disks"] = {"satchel_root": _disk(root.path if root.path.exists() else root.path.parent)}
+        facts["disks"] = {"satchel_root": _disk(host.path if host.path.exists() else host.path.parent)}
         c.facts["host"] = facts
         c.add_json("host/facts.json", facts)
 
@@ -153,20 +164,24 @@ def docker_facts() -> Callable[[Collection], None]:
     return collect
 
 
-def workload_facts(since: datetime | None) -> Callable[[Collection, Root, releases.Release], None]:
-    """What the current release runs, as its target sees it (containers, pods) and their logs."""
+def workload_facts(since: datetime | None) -> Callable[[Collection, App, releases.Release], None]:
+    """What the current release runs, as its target sees it (containers, pods), their logs,
+    and what runs differently from the release (drift)."""
 
-    def collect(c: Collection, root: Root, release: releases.Release) -> None:
-        for_release(release).collect(release, c, since)
+    def collect(c: Collection, app: App, release: releases.Release) -> None:
+        target = for_release(release)
+        target.collect(release, c, since)
+        c.facts["drift"] = target.drift(release)
+        c.add_json("satchel/drift.json", c.facts["drift"])
 
     return collect
 
 
-def registry_facts(c: Collection, root: Root, release: releases.Release) -> None:
+def registry_facts(c: Collection, app: App, release: releases.Release) -> None:
     client = RegistryClient(Endpoint(release.info.registry, attempts=2, timeout=10))
     facts: dict[str, Any] = {"host": release.info.registry, "reachable": True, "images": [], "missing": []}
     c.facts["registry"] = facts
-    managed = ManagedRegistry(root.registry_dir)
+    managed = ManagedRegistry(app.host.registry_dir)
     if managed.host == release.info.registry:
         with contextlib.suppress(SatchelError):     # Docker down: the docker collector says so
             facts["container"] = {"name": managed.container, "state": docker.container_state(managed.container)}
@@ -217,16 +232,18 @@ def _is_json(line: str) -> bool:
     return True
 
 
-def collect_all(root: Root, since: timedelta | None, redact: list[str]) -> Collection:
+def collect_all(host: Host, app: App | None, since: timedelta | None, redact: list[str]) -> Collection:
+    """Everything about the host, and about `app` (None: a host with no application)."""
     c = Collection(redactor=Redactor(redact))
     with contextlib.suppress(Exception):   # a damaged secret store must not stop the collection
-        for value in SiteConfig(root).secrets().values():
-            c.redactor.add_literal(value)
+        for other in host.apps():
+            for value in SiteConfig(other).secrets().values():
+                c.redactor.add_literal(value)
     cutoff = datetime.now(UTC) - since if since else None
     c.facts.update(collected_at=utc_stamp(), containers=[])
-    for name, collector in (("satchel", satchel_state(root, cutoff)), ("store", for_current(root, store_check)),
-                            ("host", host_facts(root)), ("docker", docker_facts()),
-                            ("workload", for_current(root, workload_facts(cutoff))),
-                            ("registry", for_current(root, registry_facts))):
+    for name, collector in (("satchel", satchel_state(host, app, cutoff)), ("store", for_current(app, store_check)),
+                            ("host", host_facts(host)), ("docker", docker_facts()),
+                            ("workload", for_current(app, workload_facts(cutoff))),
+                            ("registry", for_current(app, registry_facts))):
         c.run(name, collector)
     return c

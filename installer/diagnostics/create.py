@@ -16,7 +16,7 @@ import requests
 from bundler.errors import EnvironmentProblem
 from bundler.oci.layout import fsync_dir
 
-from ..state import Root
+from ..state import App, Host
 from . import archive, report
 from .analyze import analyze
 from .collect import collect_all
@@ -32,11 +32,11 @@ class Created:
     uploaded: bool
 
 
-def create(root: Root, output: Path, *, since: timedelta | None = None, redact: list[str] | None = None,
-           encrypt_to: str | None = None, upload: str | None = None) -> Created:
+def create(host: Host, app: App | None, output: Path, *, since: timedelta | None = None,
+           redact: list[str] | None = None, encrypt_to: str | None = None, upload: str | None = None) -> Created:
     if encrypt_to:
         archive.recipient(encrypt_to)  # a bad recipient fails before anything is collected
-    c = collect_all(root, since, redact or [])
+    c = collect_all(host, app, since, redact or [])
     findings = [f.to_json() for f in analyze(c.facts, c.errors)]
     # Every collected file passes the redactor; so do the generated ones built from facts.
     files = {name: c.redactor.redact(text, name) for name, text in c.files.items()}

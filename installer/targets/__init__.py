@@ -43,17 +43,23 @@ class Target(Protocol):
     def render(self, request: RenderRequest) -> dict[str, Any]:
         """Write the target's files under request.dest; returns release.json fields."""
 
-    def check(self, project: str, releases: Path) -> None:
-        """Before any change: can this host deploy here, and is `project` this root's own (its
-        releases live under `releases`)? EnvironmentProblem (exit 4) otherwise."""
+    def check(self, project: str, owned: list[Path]) -> None:
+        """Before any change: can this host deploy here, and is `project` this application's own
+        (its files live under one of `owned`)? EnvironmentProblem (exit 4) otherwise."""
 
     def apply(self, release: Release, wait_timeout: int) -> tuple[bool, str]:
         """Start the release and wait for it to be healthy: (healthy, detail)."""
 
     def stop(self, release: Release) -> None: ...
 
+    def remove(self, release: Release, volumes: bool) -> None:
+        """Take everything the release runs away for good (its data volumes too if asked)."""
+
     def services(self, release: Release) -> list[dict[str, Any]]:
         """Each service (or pod): service, state, health, image."""
+
+    def drift(self, release: Release) -> list[dict[str, str]]:
+        """What runs differently from the release: service, container, kind, detail."""
 
     def logs(self, release: Release, services: set[str], lines: int) -> dict[str, str]:
         """The last log lines of the named services, unredacted (the caller redacts)."""

@@ -54,14 +54,15 @@ class ComposeTarget:
             out.append(f"compose/{entry.path}")
         return {"compose": tuple(out)}
 
-    def check(self, project: str, releases: Path) -> None:
+    def check(self, project: str, owned: list[Path]) -> None:
         """The engine answers, Compose runs, and every container of the project came from a
-        compose file under this root's releases (never take over another root's or a person's)."""
+        compose file of this application (never take over another root's or a person's)."""
         docker.ping()
         compose.check_runnable()
-        mine = releases.resolve()
+        mine = [d.resolve() for d in owned]
         foreign = sorted(name for name, files in docker.project_config_files(project).items()
-                         if not files or not all(Path(f).is_relative_to(mine) for f in files.split(",")))
+                         if not files or not all(any(Path(f).is_relative_to(d) for d in mine)
+                                                 for f in files.split(",")))
         if foreign:
             raise EnvironmentProblem(f"Compose project {project!r} has containers this Satchel root did not create "
                                      f"({', '.join(foreign)}); install under another name with --project NAME, "
@@ -83,12 +84,53 @@ class ComposeTarget:
         if release.info.compose:
             compose.down(release.project, self._files(release), release.path, self._env(release))
 
+    def remove(self, release: Release, volumes: bool) -> None:
+        """Containers and networks of the project; its volumes only when asked."""
+        if not release.info.compose:
+            return
+        done, detail = compose.down(release.project, self._files(release), release.path, self._env(release), volumes)
+        if not done:
+            raise EnvironmentProblem(f"docker compose down of {release.project} failed: {detail}")
+
     def services(self, release: Release) -> list[dict[str, Any]]:
         if not release.info.compose:
             return []
         return [{"service": s.get("Service"), "state": s.get("State"), "health": s.get("Health") or "",
                  "image": s.get("Image")}
                 for s in compose.ps(release.project, self._files(release), release.path, self._env(release))]
+
+    def drift(self, release: Release) -> list[dict[str, str]]:
+        """Containers that run differently from the release: another image or another
+        configuration than its compose files say, a service with no container, a container
+        of no service of the release."""
+        if not release.info.compose:
+            return []
+        files = self._files(release)
+        images: dict[str, str] = {}
+        for f in files:
+            doc: Any = yaml.safe_load(f.read_text()) or {}
+            images.update({name: str(s["image"]) for name, s in (doc.get("services") or {}).items()
+                           if isinstance(s, dict) and s.get("image")})
+        hashes = compose.config_hashes(release.project, files, release.path, self._env(release))
+        found, seen = [], set()
+        for item in docker.project_containers(release.project, None, 0):
+            attrs = item["inspect"]
+            labels, name = attrs["Config"]["Labels"], attrs["Name"].lstrip("/")
+            service = labels.get("com.docker.compose.service", "")
+            seen.add(service)
+            want = images.get(service)
+            if service not in hashes:
+                found.append({"service": service, "container": name, "kind": "extra",
+                              "detail": "a container of a service the release does not have"})
+            elif want and (attrs["Config"]["Image"] != want or attrs["Image"] != docker.image_id(want)):
+                found.append({"service": service, "container": name, "kind": "image",
+                              "detail": f"runs {attrs['Config']['Image']}; the release has {want}"})
+            elif labels.get("com.docker.compose.config-hash") != hashes[service]:
+                found.append({"service": service, "container": name, "kind": "config",
+                              "detail": "its configuration differs from the release's compose files"})
+        found += [{"service": service, "container": "", "kind": "missing", "detail": "no container"}
+                  for service in sorted(set(hashes) - seen)]
+        return found
 
     def logs(self, release: Release, services: set[str], lines: int) -> dict[str, str]:
         out = {}

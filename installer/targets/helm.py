@@ -88,7 +88,7 @@ class HelmTarget:
             charts.append(entry)
         return {"helm": replace(info, charts=tuple(charts))}
 
-    def check(self, project: str, releases: Path) -> None:
+    def check(self, project: str, owned: list[Path]) -> None:
         """helm must be here; the cluster itself answers only to `helm upgrade`."""
         if helm.helm_binary() is None:
             raise EnvironmentProblem("helm is not on PATH (or set SATCHEL_HELM); the Satchel kit carries it")
@@ -113,6 +113,17 @@ class HelmTarget:
     def stop(self, release: Release) -> None:
         """`--atomic` already removed a failed first install; nothing is left to stop."""
 
+    def remove(self, release: Release, volumes: bool) -> None:
+        """`helm uninstall` each chart's release. Persistent volume claims stay either way
+        (Helm never deletes them); `volumes` is not applied here."""
+        info = self._info(release)
+        env = {"KUBECONFIG": info.kubeconfig} if info.kubeconfig else None
+        for chart in info.charts:
+            proc = helm.run(["uninstall", chart.release, "--namespace", info.namespace, "--ignore-not-found",
+                             "--wait"], env=env)
+            if proc.returncode != 0:
+                raise EnvironmentProblem(f"helm uninstall {chart.release}: {helm.last_line(proc)}")
+
     def _pods(self, release: Release) -> list[dict[str, Any]]:
         info = self._info(release)
         return [pod for chart in info.charts
@@ -121,6 +132,13 @@ class HelmTarget:
     def services(self, release: Release) -> list[dict[str, Any]]:
         return [{"service": pod["name"], "state": pod["phase"], "health": "ready" if pod["ready"] else "not ready",
                  "image": ", ".join(pod["images"])} for pod in self._pods(release)]
+
+    def drift(self, release: Release) -> list[dict[str, str]]:
+        """Pods running an image the release does not carry (by reference)."""
+        wanted = set(local_images(release.manifest(), self._info(release).registry).values())
+        return [{"service": pod["name"], "container": pod["name"], "kind": "image",
+                 "detail": f"runs {image}, which is not one of the release's images"}
+                for pod in self._pods(release) for image in pod["images"] if image not in wanted]
 
     def logs(self, release: Release, services: set[str], lines: int) -> dict[str, str]:
         info = self._info(release)

@@ -83,8 +83,12 @@ def up(project: str, files: list[Path], cwd: Path, wait_timeout: int,
     return proc.returncode == 0, detail
 
 
-def down(project: str, files: list[Path], cwd: Path, env_file: Path | None = None) -> None:
-    run(project, files, ["down", "--remove-orphans", "-t", "5"], cwd, timeout=120, env_file=env_file)
+def down(project: str, files: list[Path], cwd: Path, env_file: Path | None = None,
+         volumes: bool = False) -> tuple[bool, str]:
+    """Containers and networks of the project (and its volumes if asked): (done, detail)."""
+    proc = run(project, files, ["down", "--remove-orphans", "-t", "5", *(["--volumes"] if volumes else [])], cwd,
+               timeout=120, env_file=env_file)
+    return proc.returncode == 0, (proc.stderr.strip().splitlines() or ["no output"])[-1]
 
 
 def ps(project: str, files: list[Path], cwd: Path, env_file: Path | None = None) -> list[dict[str, Any]]:
@@ -97,3 +101,11 @@ def ps(project: str, files: list[Path], cwd: Path, env_file: Path | None = None)
     if out.startswith("["):
         return list(json.loads(out))
     return [json.loads(line) for line in out.splitlines() if line.strip()]
+
+
+def config_hashes(project: str, files: list[Path], cwd: Path, env_file: Path | None = None) -> dict[str, str]:
+    """Service -> the configuration hash Compose labels its containers with (com.docker.compose.config-hash)."""
+    proc = run(project, files, ["config", "--hash", "*"], cwd, timeout=60, env_file=env_file)
+    if proc.returncode != 0:
+        raise EnvironmentProblem(f"docker compose config failed: {proc.stderr.strip()[-200:]}")
+    return dict(line.split(maxsplit=1) for line in proc.stdout.splitlines() if len(line.split()) == 2)

@@ -137,6 +137,38 @@ class ManagedRegistry:
                 time.sleep(0.1)
         pid_file.unlink()
 
+    @property
+    def repositories(self) -> Path:
+        """Where the registry keeps its repositories (CNCF Distribution's filesystem layout)."""
+        return self.dir / "data" / "docker" / "registry" / "v2" / "repositories"
+
+    def manifests(self) -> dict[str, set[str]]:
+        """Repository -> the manifest digests it holds, read from the registry's own files:
+        the distribution API cannot list untagged manifests (the children of an index)."""
+        out: dict[str, set[str]] = {}
+        for revisions in self.repositories.glob("**/_manifests/revisions/sha256"):
+            repo = str(revisions.parent.parent.parent.relative_to(self.repositories))
+            out[repo] = {f"sha256:{d.name}" for d in revisions.iterdir() if (d / "link").exists()}
+        return out
+
+    def collect_garbage(self, needed: set[str]) -> int:
+        """Delete every manifest that is not in `needed` through the registry's API, then run
+        the registry's own garbage-collect, which removes the blobs no remaining manifest
+        references. The caller holds the state root's lock, so nothing is uploading. Returns
+        the manifests deleted; nothing happens unless this root's registry is running."""
+        if self.probe() != "ours":
+            return 0
+        deleted = 0
+        for repo, digests in sorted(self.manifests().items()):
+            for digest in sorted(digests - needed):
+                resp = requests.delete(f"http://{self.host}/v2/{repo}/manifests/{digest}", timeout=30)
+                if resp.status_code not in (202, 404):
+                    raise EnvironmentProblem(f"the local registry refused to delete {repo}@{digest}: "
+                                             f"HTTP {resp.status_code}")
+                deleted += 1
+        docker.exec_in(self.container, [rootfs.BINARY_IN_IMAGE, "garbage-collect", rootfs.CONFIG_IN_IMAGE])
+        return deleted
+
     def stop(self) -> None:
         """Remove the registry container (its data stays under the root)."""
         docker.remove_container(self.container)

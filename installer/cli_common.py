@@ -1,0 +1,64 @@
+"""What the customer commands share: the host and the application a command is about, the
+options of every deploying command, and the run log each deploying command writes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from bundler.output import emit_json
+from bundler.progress import Reporter
+
+from .options import Outcome
+from .state import App, Host
+
+
+def host_of(ctx: click.Context) -> Host:
+    return Host(Path(ctx.obj["root"]))
+
+
+def app_of(ctx: click.Context, name: str | None, new: bool = False) -> App:
+    return host_of(ctx).select(name, new)
+
+
+app_option = click.option("--app", "app_name", envvar="SATCHEL_APP", default=None, metavar="NAME",
+                          help="The application [env SATCHEL_APP; default: the only one on this host].")
+
+
+def reporter_for(ctx: click.Context, as_json: bool, log: Callable[[str], None] | None = None) -> Reporter:
+    return Reporter(quiet=ctx.obj.get("quiet", False) or as_json, log=log)
+
+
+def logged(ctx: click.Context, command: str, run: Callable[[Host, Reporter], Outcome], as_json: bool,
+            detail: str = "") -> Outcome:
+    """Run an install or rollback with its own log file; print the outcome as JSON if asked."""
+    host = host_of(ctx)
+    with host.run_log(command) as log:
+        if detail:
+            log(detail)
+        out = run(host, reporter_for(ctx, as_json, log))
+        log(f"result: {out.action} {out.app} {out.version}")
+    if as_json:
+        emit_json(out.__dict__)
+    return out
+
+
+DEPLOY_OPTIONS = [
+    click.option("--timeout", "wait_timeout", type=click.IntRange(1), default=120, show_default=True,
+                 help="Seconds to wait for the services to be healthy."),
+    click.option("--wait", "lock_wait", type=float, default=0, help="Wait this long for another satchel run."),
+    click.option("--registry", default=None, help="Push to this existing registry (HOST[:PORT]) instead of "
+                 "the managed one; credentials from Docker's config.json."),
+    click.option("--registry-insecure", is_flag=True, help="Allow plain HTTP to --registry."),
+    click.option("--registry-ca", type=click.Path(exists=True, dir_okay=False), help="CA file for --registry."),
+    click.option("--json", "as_json", is_flag=True),
+]
+
+
+def deploy_options(fn: Any) -> Any:
+    for option in reversed(DEPLOY_OPTIONS):
+        fn = option(fn)
+    return fn
