@@ -15,6 +15,7 @@ from bundler.build import BuildOptions, build
 from bundler.spec import load_spec
 from installer import state
 from signing.keys import load_signing_key
+from tests import images
 from tests.images import BUSYBOX
 from tests.infra import docker, docker_available, free_port
 from tests.kitbox import KitBox
@@ -26,15 +27,25 @@ BROKEN = '["CMD", "/bin/busybox", "false"]'
 
 def make_bundle(d: Path, version: str, keys, healthcheck: str = HEALTHY, web_extra: str = "",
                 web_command: str = '["/bin/busybox", "httpd", "-f", "-p", "8080", "-h", "/www"]',
-                spec_extra: str = "", name: str = "hello") -> Path:
-    """Application `name`: web (httpd + healthcheck) and worker, from a busybox rootfs; content
-    names the app and version. `web_extra` adds YAML lines to the web service; `spec_extra` to satchel.yaml."""
+                spec_extra: str = "", name: str = "hello", payload: int | None = None) -> Path:
+    """Application `name`: web (httpd + healthcheck) and worker; its page names the app and version.
+    One image of one layer (a busybox rootfs), or with `payload` two: the busybox layer every app
+    and version shares, and a layer of its own (the page and `payload` random bytes).
+    `web_extra` adds YAML lines to the web service; `spec_extra` to satchel.yaml."""
     d.mkdir(parents=True, exist_ok=True)
-    rootfs = d / "rootfs"
-    (rootfs / "bin").mkdir(parents=True)
-    (rootfs / "www").mkdir()
-    shutil.copy(BUSYBOX, rootfs / "bin" / "busybox")
-    (rootfs / "www" / "index.html").write_text(f"{name} {version}\n")
+    page = f"{name} {version}\n"
+    if payload is None:
+        rootfs = d / "rootfs"
+        (rootfs / "bin").mkdir(parents=True)
+        (rootfs / "www").mkdir()
+        shutil.copy(BUSYBOX, rootfs / "bin" / "busybox")
+        (rootfs / "www" / "index.html").write_text(page)
+        source = "dir:rootfs"
+    else:
+        layout = images.LayoutWriter(d / "layout")
+        own = images.tar_bytes({"www/index.html": page.encode(), "www/payload.bin": os.urandom(payload)}, 0o644)
+        layout.tag(layout.image([images.busybox_layer(), own], gz=False), version)
+        source = f"oci:{d / 'layout'}"
     (d / "compose.yaml").write_text(
         "services:\n"
         f"  web:\n    image: acme/web:{version}\n"
@@ -44,7 +55,7 @@ def make_bundle(d: Path, version: str, keys, healthcheck: str = HEALTHY, web_ext
         '    command: ["/bin/busybox", "sleep", "3600"]\n')
     (d / "satchel.yaml").write_text(
         f"name: {name}\nversion: {version}\ncompose: [compose.yaml]\n{spec_extra}"
-        f"images:\n  - ref: acme/web:{version}\n    source: dir:rootfs\n")
+        f"images:\n  - ref: acme/web:{version}\n    source: {source}\n")
     out = d / f"{name}-{version}.bundle"
     build(load_spec(d / "satchel.yaml"), out, [load_signing_key(keys["vendor"])], BuildOptions(cache=d / "cache"))
     return out
@@ -82,13 +93,14 @@ class Host:
     def app_dir(self) -> Path:
         return self.state.dir
 
-    def containers(self) -> dict[str, dict]:
-        ids = docker("ps", "-q", "--filter", f"label=com.docker.compose.project={self.project}").split()
+    def containers(self, project: str | None = None) -> dict[str, dict]:
+        """Running containers of the Compose project (default: this host's) by service."""
+        ids = docker("ps", "-q", "--filter", f"label=com.docker.compose.project={project or self.project}").split()
         info = json.loads(docker("inspect", *ids)) if ids else []
         return {c["Config"]["Labels"]["com.docker.compose.service"]: c for c in info}
 
-    def served_version(self) -> str:
-        web = self.containers()["web"]
+    def served_version(self, project: str | None = None) -> str:
+        web = self.containers(project)["web"]
         return docker("exec", web["Id"], "/bin/busybox", "cat", "/www/index.html").strip()
 
     def snapshot(self) -> dict:
@@ -104,10 +116,14 @@ class Host:
         return {"files": files, "containers": containers}
 
     def cleanup(self) -> None:
-        ids = docker("ps", "-aq", "--filter", f"label=com.docker.compose.project={self.project}").split()
-        if ids:
-            docker("rm", "-f", *ids)
-        subprocess.run(["docker", "network", "rm", f"{self.project}_default"], capture_output=True)
+        """Containers and networks of every Compose project named after this host's, and its registry."""
+        label = '{{.ID}} {{.Label "com.docker.compose.project"}}'
+        for kind, listing in (("container", ["ps", "-a"]), ("network", ["network", "ls"])):
+            rows = [line.split() for line in docker(*listing, "--filter", "label=com.docker.compose.project",
+                                                     "--format", label).splitlines()]
+            ids = [row[0] for row in rows if len(row) == 2 and row[1].startswith(self.project)]
+            if ids:
+                docker(kind, "rm", *(["-f"] if kind == "container" else []), *ids)
         from installer.tools.registry import ManagedRegistry
 
         ManagedRegistry(self.root / "registry").stop()

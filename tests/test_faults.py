@@ -54,9 +54,9 @@ def disk(tmp_path):
 
 
 def assert_consistent(root: Path) -> str:
-    current = state.Host(root).app("hello").current()
+    current = state.Host(root).app("app").current()
     assert current in ("1.0.0", "1.1.0")
-    info = json.loads((root / "apps" / "hello" / "releases" / current / "release.json").read_text())
+    info = json.loads((root / "apps" / "app" / "releases" / current / "release.json").read_text())
     assert info["version"] == current
     return current
 
@@ -90,7 +90,7 @@ def test_disk_full_at_every_stage_of_an_install(disk, two_versions, keys, monkey
             filler.unlink()
             res = satchel(root, "install", new, "--key", keys["vendor.pub"])
             assert res.returncode == 0, (step, res.stderr)
-            assert assert_consistent(root) == "1.1.0" and state.Host(root).app("hello").journal() is None
+            assert assert_consistent(root) == "1.1.0" and state.Host(root).app("app").journal() is None
         finally:
             ManagedRegistry(root / "registry").stop()
             shutil.rmtree(root, ignore_errors=True)
@@ -117,7 +117,7 @@ def test_registry_dies_in_the_middle_of_a_push(tmp_path, two_versions, keys, mon
         res = satchel(root, "install", new, "--key", keys["vendor.pub"])   # starts the registry, finishes
         assert res.returncode == 0, res.stderr
         assert assert_consistent(root) == "1.1.0"
-        events = [e["event"] for e in state.Host(root).app("hello").history()]
+        events = [e["event"] for e in state.Host(root).app("app").history()]
         assert events[-3:] == ["interrupted", "switch", "installed"]
     finally:
         ManagedRegistry(root / "registry").stop()
@@ -136,10 +136,10 @@ def test_kill_9_during_retention_then_rerun(tmp_path, keys, monkeypatch, tmp_pat
         res = satchel(root, "install", bundles[3], "--key", keys["vendor.pub"], "--keep", "2",
                       env={"SATCHEL_CRASH_AT": "during-retention"})
         assert res.returncode == -9
-        app = state.Host(root).app("hello")
+        app = state.Host(root).app("app")
         assert app.current() == "1.3.0"
         for version in ("1.3.0", "1.2.0"):   # current and previous are complete, blobs and all
-            manifest = json.loads((root / "apps" / "hello" / "releases" / version / "manifest.json").read_text())
+            manifest = json.loads((root / "apps" / "app" / "releases" / version / "manifest.json").read_text())
             assert all((root / "store" / "blobs" / "sha256" / m["sha256"]).exists()
                        for m in manifest["members"] if m["path"].startswith("blobs/"))
         assert satchel(root, "install", bundles[3], "--key", keys["vendor.pub"]).returncode == 0  # no-op
@@ -160,7 +160,7 @@ def test_install_reads_the_bundle_once_from_a_pipe(tmp_path, two_versions, keys,
     try:
         res = satchel(root, "install", fifo, "--key", keys["vendor.pub"])
         assert res.returncode == 0, res.stderr
-        assert state.Host(root).app("hello").current() == "1.0.0"
+        assert state.Host(root).app("app").current() == "1.0.0"
     finally:
         writer.wait(timeout=30)
         ManagedRegistry(root / "registry").stop()

@@ -57,7 +57,7 @@ def test_install_upgrade_auto_restore_and_manual_rollback(host, bundles):
     assert history[-1]["event"] == "rolled-back" and history[-1]["version"] == "1.0.0"
     logs = sorted((host.root / "logs").iterdir())
     assert len(logs) == 4 and "failed: DeployFailedRestored" in logs[2].read_text()
-    assert "result: rolled-back 1.0.0" in logs[3].read_text()
+    assert "result: rolled-back hello 1.0.0" in logs[3].read_text()
 
 
 @pytest.mark.parametrize("host", ["venv", "kit"], indirect=True)
@@ -96,7 +96,7 @@ def test_tampered_bundle_changes_nothing(host, bundles, tmp_path):
 
 def test_second_install_waits_or_exits_4(host, bundles):
     assert host.install(bundles["1.0.0"]).returncode == 0
-    with host.state.lock():
+    with host.state.host.lock():
         start = time.monotonic()
         res = host.install(bundles["1.1.0"], "--wait", "1")
         assert res.returncode == 4 and "another satchel command" in res.stderr
