@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from bundler.errors import EnvironmentProblem
 from bundler.oci.layout import fsync_dir
+from bundler.progress import QUIET, Reporter
 
 from . import releases
 from .state import Host
@@ -34,7 +35,7 @@ def needed_blobs(host: Host) -> set[str] | None:
     return needed
 
 
-def collect(host: Host) -> Collected:
+def collect(host: Host, reporter: Reporter = QUIET) -> Collected:
     needed = needed_blobs(host)
     if needed is None:
         return Collected()
@@ -47,5 +48,10 @@ def collect(host: Host) -> Collected:
                 blob.unlink()
                 blobs += 1
         fsync_dir(store.blobs)
-    manifests = ManagedRegistry(host.registry_dir).collect_garbage(needed)
+    try:
+        manifests = ManagedRegistry(host.registry_dir).collect_garbage(needed)
+    except EnvironmentProblem as exc:
+        # The deploy it follows has succeeded: a registry left uncleaned must not undo that.
+        reporter.step(f"warning: the local registry was not cleaned up: {exc}")
+        return Collected(blobs, freed)
     return Collected(blobs, freed, manifests)

@@ -74,7 +74,7 @@ def install(host: Host, bundle: Path, opts: InstallOptions, reporter: Reporter =
         deploy(app, version, current, opts, reporter, "installed")
         selfupdate.apply(app, manifest, reporter)
         removed = releases.retain(app, opts.keep)
-        gc.collect(host)
+        gc.collect(host, reporter)
         return Outcome("installed", version, current, pushed, removed, app=app.name)
 
 

@@ -50,6 +50,6 @@ def finish(app: App, purge: bool, reporter: Reporter) -> None:
     app.end()
     if purge:
         shutil.rmtree(app.dir, ignore_errors=True)
-    collected = gc.collect(app.host)
+    collected = gc.collect(app.host, reporter)
     reporter.step(f"removed {app.name}; {collected.store_blobs} blob(s) ({collected.store_bytes >> 20} MiB) and "
                   f"{collected.registry_manifests} registry manifest(s) no other application needs were deleted")
