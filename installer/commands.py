@@ -12,6 +12,7 @@ from bundler.errors import SpecError
 from bundler.oci.layout import write_atomic
 from bundler.output import emit_json
 from bundler.targets import TARGETS
+from signing.grammar import format_time, now_utc
 from signing.keys import load_verify_key
 
 from .cli_common import app_of, app_option, deploy_options, host_of, logged
@@ -31,6 +32,8 @@ from .truststore import TrustStore
 @click.option("--key", "keys", multiple=True, type=click.Path(path_type=Path),
               help="Trusted vendor key (default: the keys in ROOT/trust).")
 @click.option("--allow-downgrade", is_flag=True, help="Install even if older than the installed release.")
+@click.option("--replace-build", is_flag=True, help="Install a bundle of a version already on this host from "
+              "another build (as a release of its own).")
 @click.option("--keep", type=click.IntRange(2), default=3, show_default=True, help="Releases to keep.")
 @click.option("--project", default=None, help="Compose project name (default: the bundle's name).")
 @click.option("--target", type=click.Choice(TARGETS), default=None,
@@ -45,7 +48,8 @@ from .truststore import TrustStore
               help="Verify, load the images, write the rendered release to DIR and stop (no switch).")
 @deploy_options
 @click.pass_context
-def install_cmd(ctx: click.Context, bundle: Path, keys: tuple[Path, ...], allow_downgrade: bool, keep: int,
+def install_cmd(ctx: click.Context, bundle: Path, keys: tuple[Path, ...], allow_downgrade: bool, replace_build: bool,
+                keep: int,
                 project: str | None, target: str | None, values: tuple[Path, ...], sets: tuple[str, ...],
                 namespace: str, kubeconfig: str | None, render_only: Path | None, wait_timeout: int,
                 lock_wait: float, registry: str | None, registry_insecure: bool, registry_ca: str | None,
@@ -53,7 +57,8 @@ def install_cmd(ctx: click.Context, bundle: Path, keys: tuple[Path, ...], allow_
     """Verify BUNDLE, load its images and switch the application to it."""
     opts = InstallOptions(keys=[load_verify_key(k) for k in keys], registry=registry,
                           registry_insecure=registry_insecure, registry_ca=registry_ca,
-                          allow_downgrade=allow_downgrade, wait_timeout=wait_timeout, keep=keep,
+                          allow_downgrade=allow_downgrade, replace_build=replace_build, wait_timeout=wait_timeout,
+                          keep=keep,
                           project=project, lock_wait=lock_wait, target=target, render_only=render_only,
                           helm=HelmSettings(namespace, values, sets, kubeconfig),
                           settings=parse_assignments(sets, "--set"))
@@ -218,11 +223,25 @@ def trust_remove(ctx: click.Context, keyid: str) -> None:
 def trust_revoke(ctx: click.Context, keyid: str) -> None:
     """Revoke a key for good: its signatures never count again on this host."""
     host = host_of(ctx)
-    full = keyid if len(keyid) == 64 else TrustStore(host.trust).find(keyid)
-    host.init()
-    TrustStore(host.trust).revoke(full)
+    store = TrustStore(host.trust)
+    full = store.find(keyid)
+    store.revoke(full)
     host.record("revoked", keyid=full)
     click.echo(f"revoked {full}")
+
+
+@trust_cmd.command("reset-clock")
+@click.option("--yes", is_flag=True, required=True, help="Confirm: expiry is judged by this host's clock again.")
+@click.pass_context
+def trust_reset_clock(ctx: click.Context, yes: bool) -> None:
+    """Set aside the latest install time, which expiry is never judged before: for a host
+    whose clock was once wrong (far in the future). Recorded in the host history."""
+    host = host_of(ctx)
+    host.init()
+    now = now_utc()
+    old = TrustStore(host.trust).reset_clock_floor(now)
+    host.record("clock-reset", previous=format_time(old) if old else None, to=format_time(now))
+    click.echo(f"expiry is judged from {format_time(now)} on (it was {format_time(old) if old else 'the clock'})")
 
 
 @trust_cmd.command("threshold")

@@ -32,10 +32,7 @@ def apply_config(app: App, opts: InstallOptions, reporter: Reporter = QUIET) -> 
         target.check(release.project, app.owned_dirs())
         manifest = release.manifest()
         resolved = resolve_settings(app, manifest, opts.settings, target.name)
-        base = manifest.version
-        taken = [int(v.rsplit(".", 1)[1]) for v in (p.name for p in app.releases.glob(f"{base}+config.*"))
-                 if v.rsplit(".", 1)[1].isdigit()]
-        new_id = f"{base}+config.{max(taken, default=0) + 1}"
+        new_id = releases.new_id(app, manifest.version, "config", bare=False)
         tmp = releases.staging_dir(app, new_id)
         rendered = target.render(RenderRequest(manifest, app.host.store, release.info.registry, False, tmp))
         info = replace(release.info, **rendered, **config_info(app, new_id, manifest, resolved))

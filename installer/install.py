@@ -15,11 +15,12 @@ from pathlib import Path
 from bundler.errors import SpecError
 from bundler.oci.registry import Endpoint, RegistryClient
 from bundler.progress import QUIET, Reporter
+from signing.grammar import now_utc
 
 from . import faults, gc, releases, selfupdate, targets
 from .config import config_info
 from .errors import DeployFailedUnrestored
-from .intake import AlreadyInstalled, project_for, take_in
+from .intake import AlreadyInstalled, expired_at, note_install_time, project_for, take_in
 from .options import InstallOptions, Outcome
 from .push import RegistrySink, push_release
 from .releases import ReleaseInfo
@@ -44,38 +45,43 @@ def install(host: Host, bundle: Path, opts: InstallOptions, reporter: Reporter =
         try:
             intake = take_in(host, bundle, opts, reporter)
         except AlreadyInstalled as done:
-            selfupdate.apply(done.app, releases.load(done.app, done.version).manifest(), reporter)  # a killed run's
-            return Outcome("already-installed", done.version, releases.previous_version(done.app), app=done.app.name)
+            # The kit swap of a killed run may still be to do.
+            selfupdate.apply(done.app, releases.load(done.app, done.release_id).manifest(), reporter)
+            return Outcome("already-installed", done.release_id, releases.previous_version(done.app),
+                           app=done.app.name)
         faults.point("after-promote")
 
-        app, current, manifest, version = intake.app, intake.current, intake.manifest, intake.manifest.version
+        app, current, manifest = intake.app, intake.current, intake.manifest
+        release_id = releases.new_id(app, manifest.version, "install")
         project = project_for(app, opts, current, manifest)
-        app.begin(op="install", to=version, **{"from": current})
+        app.begin(op="install", to=release_id, **{"from": current})
         client = registry_client(host, opts)
         reporter.step(f"pushing images to {client.endpoint.host}")
         pushed = push_release(host.store, client, manifest)
         faults.point("after-push")
 
-        tmp = releases.staging_dir(app, version)
+        tmp = releases.staging_dir(app, release_id)
         target = targets.choose(opts.target, manifest)
         rendered = target.render(RenderRequest(manifest, host.store, client.endpoint.host, opts.registry_insecure,
                                                tmp, opts.helm))
-        info = ReleaseInfo(name=manifest.name, version=version, project=project, registry=client.endpoint.host,
-                           target=target.name, **rendered, **config_info(app, version, manifest, intake.resolved))
+        info = ReleaseInfo(name=manifest.name, version=manifest.version, project=project,
+                           registry=client.endpoint.host, target=target.name, **rendered,
+                           **config_info(app, release_id, manifest, intake.resolved))
         releases.write_metadata(tmp, intake.manifest_bytes, intake.signatures, info)
         if opts.render_only is not None:
             shutil.copytree(tmp, opts.render_only, dirs_exist_ok=True)
             shutil.rmtree(tmp)
             app.end()
-            return Outcome("rendered", version, current, pushed, app=app.name)
+            return Outcome("rendered", release_id, current, pushed, app=app.name)
         faults.point("before-commit")
-        releases.commit(app, tmp, version)
+        releases.commit(app, tmp, release_id)
 
-        deploy(app, version, current, opts, reporter, "installed")
+        deploy(app, release_id, current, opts, reporter, "installed")
+        note_install_time(host, opts.now or now_utc())
         selfupdate.apply(app, manifest, reporter)
         removed = releases.retain(app, opts.keep)
         gc.collect(host, reporter)
-        return Outcome("installed", version, current, pushed, removed, app=app.name)
+        return Outcome("installed", release_id, current, pushed, removed, app=app.name)
 
 
 def rollback(app: App, to: str | None, opts: InstallOptions, reporter: Reporter = QUIET) -> Outcome:
@@ -93,6 +99,11 @@ def rollback(app: App, to: str | None, opts: InstallOptions, reporter: Reporter 
             raise SpecError(f"release {target_version} is not kept on this host (kept: {have})")
         release = releases.load(app, target_version)
         for_release(release).check(release.project, app.owned_dirs())
+        expired = expired_at(app.host, release.manifest(), opts.now or now_utc())
+        if expired:
+            # Allowed: it ran here before, and rollback is how a site gets out of a bad upgrade.
+            reporter.step(f"warning: the bundle of {target_version} expired at {expired}; rolling back to it anyway")
+            app.record("expired-rollback", version=target_version, expired=expired)
         if opts.registry is None:
             # The managed registry may have been restarted or emptied: push again (skips present blobs).
             push_release(app.host.store, registry_client(app.host, opts), release.manifest())

@@ -17,6 +17,7 @@ from typing import BinaryIO
 
 from bundler import __version__ as satchel_version
 from bundler.errors import BundleError, EnvironmentProblem, SpecError
+from bundler.format import MANIFEST
 from bundler.kit import runtime
 from bundler.manifest import BundleManifest, Member
 from bundler.oci.layout import Layout, fsync_dir
@@ -25,7 +26,8 @@ from bundler.progress import Reporter
 from bundler.settings import Resolved
 from bundler.verify import BundleInput, authorizer
 from signing import trust
-from signing.grammar import now_utc, parse_time, version_key
+from signing.errors import ExpiredError
+from signing.grammar import format_time, now_utc, parse_time, version_key
 from signing.keys import VerifyKey, load_verify_key
 
 from . import faults, keychanges, releases, selfupdate, targets
@@ -39,9 +41,9 @@ from .truststore import TrustStore
 class AlreadyInstalled(Exception):
     """Control flow: the bundle is the deployed release; nothing past its manifest is read."""
 
-    def __init__(self, app: App, version: str) -> None:
-        super().__init__(version)
-        self.app, self.version = app, version
+    def __init__(self, app: App, release_id: str) -> None:
+        super().__init__(release_id)
+        self.app, self.release_id = app, release_id
 
 
 @dataclass(frozen=True)
@@ -93,10 +95,27 @@ def trusted_keys(host: Host, given: Sequence[VerifyKey]) -> list[VerifyKey]:
     return keys
 
 
-def last_install_time(host: Host) -> datetime | None:
-    """The latest install of any application: the host's clock may not go back before it."""
+def clock_floor(host: Host) -> datetime | None:
+    """The latest install of any application: expiry is never judged earlier. Kept in the
+    trust store (satchel trust reset-clock sets it back); hosts from before that file read
+    it from their histories."""
+    floor = TrustStore(host.trust).clock_floor()
+    if floor is not None:
+        return floor
     times = [e["time"] for app in host.apps() for e in app.history() if e.get("event") == "installed"]
     return parse_time(max(times)) if times else None
+
+
+def expired_at(host: Host, manifest: BundleManifest, clock: datetime) -> str | None:
+    """When a kept release's bundle expired, if it has (judged like an install)."""
+    expires = parse_time(manifest.expires) if manifest.expires else None
+    return manifest.expires if expires and trust.effective_now(clock, clock_floor(host)) >= expires else None
+
+
+def note_install_time(host: Host, clock: datetime) -> None:
+    """After a successful install: the floor moves up to this install's time."""
+    floor = clock_floor(host)
+    TrustStore(host.trust).raise_clock_floor(max(clock, floor) if floor else clock)
 
 
 def check_space(host: Host, manifest: BundleManifest) -> None:
@@ -133,11 +152,32 @@ def check_project_free(app: App, project: str) -> None:
                                      "host; install under another name with --project NAME")
 
 
+def compare_builds(app: App, manifest: BundleManifest, manifest_bytes: bytes, current: str | None,
+                   replace_build: bool) -> None:
+    """The current release from the same bytes: AlreadyInstalled. The same version from other
+    bytes is another build: refused unless asked for, or an older build of a version could
+    be replayed over a newer one."""
+    digest = hashlib.sha256(manifest_bytes).digest()
+
+    def same_bytes(release_id: str) -> bool:
+        return hashlib.sha256((app.releases / release_id / MANIFEST).read_bytes()).digest() == digest
+
+    if current and releases.version_of(app, current) == manifest.version and same_bytes(current):
+        raise AlreadyInstalled(app, current)
+    others = sorted(p.name for p in app.releases.glob("[!.]*")
+                    if releases.version_of(app, p.name) == manifest.version and not same_bytes(p.name))
+    if others and not replace_build:
+        raise BundleError(f"{app.name} {manifest.version} is already on this host from another build (release "
+                          f"{', '.join(others)}); a new build needs a new version, or pass --replace-build to "
+                          "install this one anyway")
+
+
 def take_in(host: Host, bundle: Path, opts: InstallOptions, reporter: Reporter) -> Intake:
     """Verify `bundle` into the store; AlreadyInstalled if it is its application's current release."""
     keys = trusted_keys(host, opts.keys)
     store = TrustStore(host.trust)
-    now = trust.effective_now(opts.now or now_utc(), last_install_time(host))
+    clock, floor = opts.now or now_utc(), clock_floor(host)
+    now = trust.effective_now(clock, floor)
     verify_sig, _ = authorizer(keys, now, store.threshold(), sorted(store.revoked()))
     checked: list[Intake] = []
 
@@ -145,14 +185,16 @@ def take_in(host: Host, bundle: Path, opts: InstallOptions, reporter: Reporter) 
         manifest = verify_sig(manifest_bytes, signatures)
         app = host.app(manifest.name)
         current = app.current()
+        current_version = releases.version_of(app, current) if current else None
+        if current and current_version is None:
+            reporter.step(f"warning: the current release {current} of {app.name} is missing or damaged; "
+                          "installing as if nothing were installed")
+            current = None
         if version_key(manifest.min_installer) > version_key(satchel_version):
             raise BundleError(f"the bundle needs Satchel {manifest.min_installer} or newer "
                               f"(this is {satchel_version})")
-        if current == manifest.version and releases.exists(app, current) and hashlib.sha256(
-                manifest_bytes).digest() == hashlib.sha256(
-                (app.releases / current / "manifest.json").read_bytes()).digest():
-            raise AlreadyInstalled(app, manifest.version)
-        trust.check_version(manifest.version, current, opts.allow_downgrade)
+        compare_builds(app, manifest, manifest_bytes, current, opts.replace_build)
+        trust.check_version(manifest.version, current_version, opts.allow_downgrade)
         selfupdate.check(manifest, opts.allow_downgrade)
         resolved = resolve_settings(app, manifest, opts.settings, opts.target)
         if opts.render_only is None:
@@ -171,9 +213,18 @@ def take_in(host: Host, bundle: Path, opts: InstallOptions, reporter: Reporter) 
     try:
         with BundleInput(bundle, keys) as source, reporter.bar(source.size, "verifying") as tick:
             source.read(authorize, sink, progress=tick)
+    except ExpiredError as exc:
+        if floor is None or floor <= clock:
+            raise
+        raise ExpiredError(f"{exc}, judged at {format_time(floor)}, this host's latest install, which is later "
+                           f"than its clock ({format_time(clock)}); if the clock was wrong then, "
+                           "`satchel trust reset-clock --yes` sets that install time aside") from None
+    else:
         faults.point("after-verify")
         sink.promote()
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    keychanges.apply(host, checked[0].manifest, reporter)
+    if opts.render_only is None:
+        done = checked[0]
+        keychanges.apply(host, done.manifest, done.manifest_bytes, done.signatures, reporter)
     return checked[0]

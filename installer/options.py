@@ -26,6 +26,7 @@ class InstallOptions:
     registry_insecure: bool = False
     registry_ca: str | None = None
     allow_downgrade: bool = False
+    replace_build: bool = False         # install a same-version bundle of other bytes
     wait_timeout: int = 120
     keep: int = 3
     project: str | None = None

@@ -3,6 +3,7 @@ collected by retention; read back for status, rollback and retention."""
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import shutil
@@ -125,6 +126,10 @@ def load(app: App, version: str) -> Release:
     path = app.releases / version
     try:
         return Release(path, ReleaseInfo.from_json(json.loads((path / "release.json").read_text())))
+    except FileNotFoundError:
+        raise EnvironmentProblem(f"release {version} of {app.name} is missing ({path / 'release.json'}); roll back "
+                                 "to another release (satchel rollback --to VERSION) or install a bundle "
+                                 "again") from None
     except ValueError as exc:
         raise EnvironmentProblem(f"{path / 'release.json'} is damaged ({exc}); roll back to another "
                                  "release or install the bundle again") from None
@@ -132,6 +137,25 @@ def load(app: App, version: str) -> Release:
 
 def exists(app: App, version: str) -> bool:
     return (app.releases / version / "release.json").is_file()
+
+
+def new_id(app: App, version: str, kind: str, bare: bool = True) -> str:
+    """The directory for a new release: VERSION (if `bare`, and no release that ran healthy has
+    it; a leftover that never did is replaced), else VERSION+KIND.N. A kept release is never
+    overwritten in place: a re-install, another build or a configuration gets its own."""
+    if bare and version not in installed_versions(app):
+        return version
+    taken = [int(p.name.rsplit(".", 1)[1]) for p in app.releases.glob(f"{glob.escape(version)}+{kind}.*")
+             if p.name.rsplit(".", 1)[1].isdigit()]
+    return f"{version}+{kind}.{max(taken, default=0) + 1}"
+
+
+def version_of(app: App, release_id: str) -> str | None:
+    """The bundle version of a release directory (a name like 1.0.0+config.2 is not one)."""
+    try:
+        return load(app, release_id).info.version
+    except EnvironmentProblem:
+        return None
 
 
 def staging_dir(app: App, version: str) -> Path:

@@ -97,7 +97,7 @@ class Host(_Events):
     def init(self) -> None:
         try:
             for d in (self.path, self.staging, self.trust, self.path / "apps", self.path / "logs"):
-                d.mkdir(parents=True, exist_ok=True)
+                d.mkdir(mode=0o755, parents=True, exist_ok=True)   # trust/ must not be group-writable
         except OSError as exc:
             raise EnvironmentProblem(f"cannot create state root {self.path}: {exc.strerror}") from None
 

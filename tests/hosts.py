@@ -34,6 +34,7 @@ def make_bundle(d: Path, version: str, keys, healthcheck: str = HEALTHY, web_ext
     `web_extra` adds YAML lines to the web service; `spec_extra` to satchel.yaml."""
     d.mkdir(parents=True, exist_ok=True)
     page = f"{name} {version}\n"
+    tag = version.replace("+", "_")      # an image tag cannot hold a semver's build metadata
     if payload is None:
         rootfs = d / "rootfs"
         (rootfs / "bin").mkdir(parents=True)
@@ -44,18 +45,18 @@ def make_bundle(d: Path, version: str, keys, healthcheck: str = HEALTHY, web_ext
     else:
         layout = images.LayoutWriter(d / "layout")
         own = images.tar_bytes({"www/index.html": page.encode(), "www/payload.bin": os.urandom(payload)}, 0o644)
-        layout.tag(layout.image([images.busybox_layer(), own], gz=False), version)
+        layout.tag(layout.image([images.busybox_layer(), own], gz=False), tag)
         source = f"oci:{d / 'layout'}"
     (d / "compose.yaml").write_text(
         "services:\n"
-        f"  web:\n    image: acme/web:{version}\n"
+        f"  web:\n    image: acme/web:{tag}\n"
         f"    command: {web_command}\n{web_extra}"
         f"    healthcheck:\n      test: {healthcheck}\n      interval: 1s\n      timeout: 2s\n      retries: 3\n"
-        f"  worker:\n    image: acme/web:{version}\n"
+        f"  worker:\n    image: acme/web:{tag}\n"
         '    command: ["/bin/busybox", "sleep", "3600"]\n')
     (d / "satchel.yaml").write_text(
         f"name: {name}\nversion: {version}\ncompose: [compose.yaml]\n{spec_extra}"
-        f"images:\n  - ref: acme/web:{version}\n    source: {source}\n")
+        f"images:\n  - ref: acme/web:{tag}\n    source: {source}\n")
     out = d / f"{name}-{version}.bundle"
     build(load_spec(d / "satchel.yaml"), out, [load_signing_key(keys["vendor"])], BuildOptions(cache=d / "cache"))
     return out

@@ -11,10 +11,12 @@ import os
 import re
 import shutil
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from bundler.errors import BundleError, EnvironmentProblem
 from bundler.manifest import parse_manifest
 from bundler.oci.model import Descriptor
 from bundler.oci.registry import Endpoint
@@ -207,3 +209,55 @@ def test_crash_at_every_failure_point_then_the_next_run_finishes(tmp_path, keys,
                                 "".join(p.read_text() for p in (REPO / "installer").rglob("*.py"))))
     assert reached == everywhere, everywhere - reached
     CRASH_POINTS.update(reached)
+
+
+def tree(path: Path) -> dict[str, str]:
+    return {str(p.relative_to(path)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(path.rglob("*")) if p.is_file()}
+
+
+def test_another_build_of_a_kept_version_is_refused_and_never_overwrites(world, bundles, tmp_path, keys):
+    host, target, opts = world
+    app = host.app("hello")
+    for v in ("1.0.0", "1.1.0"):
+        install(host, bundles[v], opts)
+    other = make_bundle(tmp_path / "other", "1.1.0", keys, web_extra="    labels: [rebuilt=yes]\n")
+    broken = make_bundle(tmp_path / "broken", "1.2.0", keys)
+    before = tree(host.path)
+    with pytest.raises(BundleError, match=r"hello 1\.1\.0 is already on this host from another build"):
+        install(host, other, opts)
+    assert tree(host.path) == before
+    kept = tree(app.releases / "1.1.0")
+    out = install(host, other, replace(opts, replace_build=True))
+    assert out.version == "1.1.0+install.1" and app.current() == "1.1.0+install.1"
+    assert tree(app.releases / "1.1.0") == kept                         # the kept build is untouched
+    # Re-installing a kept release (here after a downgrade) gets a directory of its own too.
+    assert install(host, bundles["1.0.0"], replace(opts, allow_downgrade=True)).version == "1.0.0+install.1"
+    target.broken.add("1.2.0")
+    with pytest.raises(DeployFailedRestored):
+        install(host, broken, opts)
+    assert app.current() == "1.0.0+install.1" and tree(app.releases / "1.1.0") == kept
+
+
+def test_versions_with_build_metadata_install_configure_and_upgrade(world, tmp_path, keys):
+    host, target, opts = world
+    app = host.app("hello")
+    first, second = (make_bundle(tmp_path / v, v, keys) for v in ("1.0.0+build.5", "1.0.1+build.6"))
+    assert install(host, first, opts).version == "1.0.0+build.5"
+    assert apply_config(app, opts).version == "1.0.0+build.5+config.1"
+    assert install(host, second, opts).previous == "1.0.0+build.5+config.1"
+    assert app.current() == "1.0.1+build.6" and target.running() == "1.0.1+build.6"
+    assert install(host, second, opts).action == "already-installed"
+
+
+def test_a_missing_current_release_is_a_clear_error_and_an_install_repairs_it(world, bundles):
+    host, _, opts = world
+    app = host.app("hello")
+    for v in ("1.0.0", "1.1.0"):
+        install(host, bundles[v], opts)
+    shutil.rmtree(app.releases / "1.1.0")
+    with pytest.raises(EnvironmentProblem, match=r"release 1\.1\.0 of hello is missing .*satchel rollback --to"):
+        apply_config(app, opts)
+    assert rollback(app, "1.0.0", opts).version == "1.0.0"
+    shutil.rmtree(app.releases / "1.0.0")
+    assert install(host, bundles["1.3.0"], opts).action == "installed" and app.current() == "1.3.0"

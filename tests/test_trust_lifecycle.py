@@ -1,8 +1,12 @@
 """Trust over the years: key rotation inside signed bundles, revocation, k-of-n signature
-thresholds, and expiry judged at the later of the clock and the last successful install."""
+thresholds, and expiry judged at the later of the clock and the last successful install.
+And trust that cannot be bent: key ids compared in one form, key changes only from keys the
+host already trusts, an unsafe trust directory refused, a clock that was once wrong
+recoverable by an explicit recorded step, an expired release rolled back to with a record."""
 
 from __future__ import annotations
 
+import os
 import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -10,14 +14,17 @@ from pathlib import Path
 import pytest
 
 from bundler.build import BuildOptions, build
+from bundler.errors import EnvironmentProblem
 from bundler.spec import load_spec
-from installer.install import install
+from installer.install import install, rollback
 from installer.options import InstallOptions
 from installer.state import Host
 from installer.tools.registry import ManagedRegistry
+from installer.truststore import TrustStore
 from signing import envelope, trust
 from signing.errors import ExpiredError, UntrustedKeyError
-from signing.keys import SigningKey, load_signing_key, write_key_pair
+from signing.grammar import format_time
+from signing.keys import SigningKey, load_signing_key, load_verify_key, write_key_pair
 from tests.images import BUSYBOX
 from tests.infra import free_port
 
@@ -130,3 +137,94 @@ def test_expiry_is_judged_at_the_later_of_clock_and_last_install(tmp_path, vendo
     with pytest.raises(ExpiredError):
         install(root, expired, InstallOptions(now=set_back))
     assert root.app("app").current() == "1.0.0"
+
+
+def keyid(key) -> str:
+    return load_signing_key(key).public.keyid
+
+
+def trusting(root, *keys) -> None:
+    root.init()
+    for key in keys:
+        shutil.copy(key.with_suffix(".pub"), root.trust / key.with_suffix(".pub").name)
+
+
+def test_key_ids_are_compared_in_one_form_and_a_revoke_must_match(root, vendor, cli):
+    trusting(root, vendor["a"])
+    a_id = keyid(vendor["a"])
+    res = cli("--root", root.path, "trust", "revoke", a_id[:12].upper())
+    assert res.code == 0 and f"revoked {a_id}" in res.out, res.err
+    listing = cli("--root", root.path, "trust", "list", "--json").json()
+    assert listing == {"keys": [], "revoked": [a_id], "threshold": 1}
+    res = cli("--root", root.path, "trust", "revoke", "deadbeef00")
+    assert res.code == 2 and "no trusted key matches 'deadbeef00'" in res.err
+    assert cli("--root", root.path, "trust", "revoke", "not-a-key").code == 2
+    # A revocation written in capitals (by hand, or by an older Satchel) still counts.
+    trusting(root, vendor["b"])
+    (root.trust / "revoked").write_text(f"{a_id}\n{keyid(vendor['b']).upper()}\n")
+    assert cli("--root", root.path, "trust", "list", "--json").json()["keys"] == []
+
+
+@pytest.mark.parametrize("render_only", [False, True], ids=["install", "render-only"])
+def test_a_bundle_verified_with_an_ad_hoc_key_changes_no_trust(tmp_path, root, vendor, render_only):
+    trusting(root, vendor["a"])
+    a_id, b_id = keyid(vendor["a"]), keyid(vendor["b"])
+    before = sorted(p.name for p in root.trust.iterdir())
+    hostile = bundle(tmp_path, "1.0.0", [vendor["b"]], extra=f"keys:\n  add: [b.pub]\n  revoke: [{a_id}]\n",
+                     endorse=[vendor["b"]])
+    opts = InstallOptions(keys=[load_verify_key(vendor["b"].with_suffix(".pub"))],
+                          render_only=tmp_path / "rendered" if render_only else None)
+    assert install(root, hostile, opts).action in ("installed", "rendered")
+    assert sorted(p.name for p in root.trust.iterdir()) == before
+    store = TrustStore(root.trust)
+    trusted = store.keys()
+    assert [k.keyid for k in trusted] == [a_id] and store.revoked() == set() and b_id != a_id
+    if not render_only:
+        assert root.history()[-1]["event"] == "key-changes-ignored"
+
+
+@pytest.mark.parametrize("spoil", ["world-writable dir", "symlinked dir", "key of another user"])
+def test_an_unsafe_trust_directory_is_refused(tmp_path, root, vendor, spoil, cli):
+    trusting(root, vendor["a"])
+    app = bundle(tmp_path, "1.0.0", [vendor["a"]])
+    if spoil == "world-writable dir":
+        root.trust.chmod(0o777)
+    elif spoil == "symlinked dir":
+        real = tmp_path / "elsewhere"
+        root.trust.rename(real)
+        root.trust.symlink_to(real)
+    else:
+        os.chown(root.trust / "a.pub", 65534, 65534)
+    with pytest.raises(EnvironmentProblem, match="could make this host trust their key"):
+        install(root, app, InstallOptions())
+    res = cli("--root", root.path, "install", app)
+    assert res.code == 4 and "chmod go-w" in res.err and root.app("app").current() is None
+
+
+def test_a_clock_once_in_the_future_is_reset_explicitly(tmp_path, root, vendor, cli):
+    trusting(root, vendor["a"])
+    future = datetime.now(UTC) + timedelta(days=365)
+    assert install(root, bundle(tmp_path, "1.0.0", [vendor["a"]]), InstallOptions(now=future)).action == "installed"
+    soon = format_time(datetime.now(UTC) + timedelta(days=1))
+    fresh = bundle(tmp_path, "1.1.0", [vendor["a"]], extra=f"expires: '{soon}'\n")
+    with pytest.raises(ExpiredError, match="satchel trust reset-clock --yes"):
+        install(root, fresh, InstallOptions())
+    assert cli("--root", root.path, "trust", "reset-clock").code == 2          # needs --yes
+    res = cli("--root", root.path, "trust", "reset-clock", "--yes")
+    assert res.code == 0, res.err
+    event = root.history()[-1]
+    assert event["event"] == "clock-reset" and event["previous"] == format_time(future)
+    assert install(root, fresh, InstallOptions()).action == "installed"
+
+
+def test_rollback_to_an_expired_release_is_allowed_and_recorded(tmp_path, root, vendor):
+    trusting(root, vendor["a"])
+    now = datetime.now(UTC)
+    short = bundle(tmp_path, "1.0.0", [vendor["a"]], extra=f"expires: '{format_time(now + timedelta(hours=1))}'\n")
+    assert install(root, short, InstallOptions(now=now)).action == "installed"
+    assert install(root, bundle(tmp_path, "1.1.0", [vendor["a"]]), InstallOptions(now=now)).action == "installed"
+    app = root.app("app")
+    out = rollback(app, None, InstallOptions(now=now + timedelta(hours=2)))
+    assert out.action == "rolled-back" and app.current() == "1.0.0"
+    warned = [e for e in app.history() if e["event"] == "expired-rollback"]
+    assert warned and warned[-1]["version"] == "1.0.0" and warned[-1]["expired"] == format_time(now + timedelta(hours=1))
