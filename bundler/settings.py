@@ -15,6 +15,8 @@ from signing.grammar import ENV_NAME
 
 from .errors import SpecError
 
+# What Docker Compose and the Docker client take from their environment.
+RESERVED = re.compile(r"(COMPOSE_|DOCKER_|BUILDKIT_).*|PATH|HOME|XDG_RUNTIME_DIR")
 TYPES = ("string", "integer", "boolean", "port")
 _TRUE, _FALSE = {"true", "yes", "1", "on"}, {"false", "no", "0", "off"}
 DEFAULT, SITE, OVERRIDE, SECRET_STORE = "vendor default", "site configuration", "--set override", "secret store"
@@ -40,6 +42,9 @@ class Setting:
     def from_json(cls, obj: Any, where: str) -> Setting:
         if not isinstance(obj, dict) or not isinstance(obj.get("name"), str) or not ENV_NAME.fullmatch(obj["name"]):
             raise SpecError(f"{where}: a setting needs a name like DB_HOST")
+        if RESERVED.fullmatch(obj["name"]):
+            raise SpecError(f"{where}: setting name {obj['name']} is reserved: Docker Compose, which the "
+                            "settings reach as environment variables, would read it itself")
         unknown = set(obj) - {"name", "type", "default", "required", "secret", "description"}
         if unknown:
             raise SpecError(f"{where}: unknown field(s) {', '.join(sorted(unknown))}")

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import errno
 import platform
+import signal
 import sys
+import threading
 import traceback
 
 import click
@@ -70,14 +72,40 @@ def _disk_full(exc: BaseException) -> bool:
     return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
 
 
+class Terminated(BaseException):
+    """SIGTERM, raised where the process is: the run unwinds like Ctrl-C does, so its child
+    processes are killed, its log says so, its lock is released and its journal stays for
+    the next command."""
+
+
+def _terminate(_signum: int, _frame: object) -> None:
+    raise Terminated()
+
+
+STOPPED = "the next satchel command finishes or undoes what this one started"
+
+
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminate) if main_thread else None
+    try:
+        return _run(args, debug)
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _run(args: list[str], debug: bool) -> int:
     try:
         cli.main(args=args, prog_name="satchel", standalone_mode=False)
     except click.exceptions.Abort:
-        click.echo("satchel: aborted", err=True)
+        click.echo(f"satchel: interrupted; {STOPPED}", err=True)
         return 130
+    except Terminated:
+        click.echo(f"satchel: terminated; {STOPPED}", err=True)
+        return 143
     except click.ClickException as exc:
         exc.show()
         return 2

@@ -111,8 +111,10 @@ def remove_cmd(ctx: click.Context, name: str, yes: bool, purge: bool, lock_wait:
     if not yes:
         if not sys.stdin.isatty():
             raise SpecError(f"satchel remove {name} asks for confirmation: run it from a terminal or pass --yes")
-        click.confirm(f"Remove {name} ({app.current() or 'nothing running'}) from this host? Its volumes, "
-                      "configuration and secrets stay.", abort=True)
+        if not click.confirm(f"Remove {name} ({app.current() or 'nothing running'}) from this host? Its "
+                             "volumes, configuration and secrets stay."):
+            click.echo("nothing removed")
+            return
     out = logged(ctx, "remove", lambda host, reporter: remove(app, purge, lock_wait, reporter), as_json)
     if not as_json:
         click.echo(f"removed {out.app}" + (f" (releases {', '.join(out.removed)})" if out.removed else "")

@@ -121,6 +121,18 @@ class Release:
     def manifest(self) -> BundleManifest:
         return parse_manifest((self.path / MANIFEST).read_bytes())
 
+    def settings(self) -> dict[str, str]:
+        """NAME -> value of the settings it runs with, secrets included (written by config.py:
+        NAME=VALUE lines, values without line breaks)."""
+        if not self.info.env_file:
+            return {}
+        try:
+            lines = Path(self.info.env_file).read_text().splitlines()
+        except OSError as exc:
+            raise EnvironmentProblem(f"cannot read the settings of release {self.path.name} "
+                                     f"({self.info.env_file}): {exc.strerror}") from None
+        return dict(line.split("=", 1) for line in lines if "=" in line)
+
 
 def load(app: App, version: str) -> Release:
     path = app.releases / version

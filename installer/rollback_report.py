@@ -11,6 +11,7 @@ from bundler.errors import SatchelError
 from bundler.oci.layout import write_atomic
 
 from . import releases
+from .diagnostics.collect import learn_secrets
 from .diagnostics.redact import Redactor
 from .state import App
 from .targets import for_release
@@ -23,10 +24,7 @@ def write(app: App, failed: releases.Release, previous: str | None, detail: str)
     envs = [_env_values(r) for r in (failed, old) if r is not None]
     secret = {s.name for s in failed.manifest().settings if s.secret}
     redactor = Redactor()
-    for env in envs:
-        for name, value in env.items():
-            if name in secret:
-                redactor.add_literal(value)
+    learn_secrets(redactor, app)
     lines = [f"rollback report: {failed.version} ({failed.path.name}) failed: {detail}"]
     try:
         bad = [s for s in for_release(failed).services(failed)
@@ -34,7 +32,7 @@ def write(app: App, failed: releases.Release, previous: str | None, detail: str)
         lines += [f"  service {s['service']}: {s['state']} {s.get('health') or ''}".rstrip() for s in bad]
         for service, text in for_release(failed).logs(failed, {str(s["service"]) for s in bad}, 20).items():
             lines.append(f"  last log lines of {service}:")
-            lines += [f"    {line}" for line in redactor.redact(text, "report").splitlines()[-20:]]
+            lines += [f"    {line}" for line in text.splitlines()[-20:]]
     except SatchelError as exc:
         lines.append(f"  (services could not be listed: {exc})")
     new_values = (failed.info.config or {}).get("values", {})
@@ -49,12 +47,13 @@ def write(app: App, failed: releases.Release, previous: str | None, detail: str)
     lines += ([f"configuration changes since {previous}:", *changes] if changes else
               [f"no configuration change since {previous}" if previous else "no previous release"])
     report = app.reports / f"{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}-{failed.path.name}.txt"
-    write_atomic(report, ("\n".join(lines) + "\n").encode())
+    # Everything in it may be printed or sent to the vendor: the whole text is redacted.
+    write_atomic(report, redactor.redact("\n".join(lines) + "\n", "report").encode(), mode=0o600)
     return report
 
 
 def _env_values(release: releases.Release) -> dict[str, str]:
-    env = release.info.env_file
-    if not env or not Path(env).exists():
+    try:
+        return release.settings()
+    except SatchelError:
         return {}
-    return dict(line.split("=", 1) for line in Path(env).read_text().splitlines() if "=" in line)

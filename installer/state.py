@@ -96,8 +96,12 @@ class Host(_Events):
 
     def init(self) -> None:
         try:
-            for d in (self.path, self.staging, self.trust, self.path / "apps", self.path / "logs"):
+            for d in (self.path, self.staging, self.trust):
                 d.mkdir(mode=0o755, parents=True, exist_ok=True)   # trust/ must not be group-writable
+            for d in (self.path / "apps", self.path / "logs"):
+                # Releases, settings, reports and logs can hold configuration: not for other users.
+                d.mkdir(mode=0o700, exist_ok=True)
+                d.chmod(0o700)
         except OSError as exc:
             raise EnvironmentProblem(f"cannot create state root {self.path}: {exc.strerror}") from None
 
@@ -169,7 +173,8 @@ class Host(_Events):
         """logs/<time>-<command>-<pid>.log: the steps of one run and how it ended."""
         self.init()
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-        with (self.path / "logs" / f"{stamp}-{command}-{os.getpid()}.log").open("a") as fh:
+        path = self.path / "logs" / f"{stamp}-{command}-{os.getpid()}.log"
+        with os.fdopen(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600), "a") as fh:
 
             def log(line: str) -> None:
                 fh.write(f"{datetime.now(UTC).strftime('%H:%M:%S')} {line}\n")

@@ -146,8 +146,9 @@ def test_a_single_application_root_is_migrated_in_place_even_after_kill_9(host, 
     # Its containers, as the single-application layout left them: made from compose files at the top.
     release = host.root / "releases" / "1.0.0"
     info = json.loads((release / "release.json").read_text())
+    settings = dict(line.split("=", 1) for line in Path(info["env_file"]).read_text().splitlines())
     proc = compose.run(host.project, [release / f for f in info["compose"]],
-                       ["up", "-d", "--force-recreate", "--wait"], release, 120, Path(info["env_file"]))
+                       ["up", "-d", "--force-recreate", "--wait"], release, 120, settings)
     assert proc.returncode == 0, proc.stderr
     labels = host.containers()["web"]["Config"]["Labels"]
     assert labels["com.docker.compose.project.config_files"].startswith(str(release))

@@ -259,6 +259,8 @@ def test_inspect_human_output(cli, write_spec, keys, test_images):
     ({"name": "h", "version": "1.0.0", "images": [{"ref": "a:1", "cmd": ["x"]}]}, "only apply to dir:"),
     ({"name": "h", "version": "1.0.0", "files": ["../etc/passwd"]}, "relative path inside"),
     ({"name": "h", "version": "1.0.0", "files": ["missing.txt"]}, "does not exist"),
+    ({"name": "h", "version": "1.0.0", "settings": [{"name": "COMPOSE_FILE"}]}, "setting name COMPOSE_FILE is reserved"),
+    ({"name": "h", "version": "1.0.0", "settings": [{"name": "DOCKER_HOST"}]}, "setting name DOCKER_HOST is reserved"),
 ])
 def test_bad_specs_exit_2_with_one_line(cli, write_spec, keys, doc, message):
     spec = write_spec(doc)

@@ -147,6 +147,10 @@ def test_broken_config_change_is_rolled_back_with_the_old_values(host, bundles, 
         if path.is_file() and secrets_dir not in path.parents:
             assert SECRET.encode() not in path.read_bytes(), path
     assert stat.S_IMODE(secrets_dir.stat().st_mode) == 0o700
+    # What can hold configuration is not for other users: releases, reports, run logs.
+    for private in (host.root / "apps", host.root / "logs"):
+        assert stat.S_IMODE(private.stat().st_mode) == 0o700, private
+    assert all(stat.S_IMODE(p.stat().st_mode) == 0o600 for p in [*reports, *(host.root / "logs").iterdir()])
     for path in secrets_dir.rglob("*"):
         if path.is_file():
             assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
@@ -163,3 +167,33 @@ def test_inspect_shows_the_settings_a_release_needs(bundles, cli):
     assert "setting     PORT (port, default '8080')" in res.out
     settings = {s["name"]: s for s in cli("inspect", bundles["1.0.0"], "--json").json()["settings"]}
     assert settings["LICENSE"]["required"] and settings["DB_PASSWORD"]["secret"]
+
+
+def test_values_reach_the_container_byte_for_byte_and_never_read_each_other(host, bundles):
+    """Dollars, braces, quotes, backslashes and non-ASCII: nothing is expanded or unquoted, and
+    a site value naming a secret gets the name, not the secret."""
+    secret = "pa$$word $HOME ${LICENSE} 'q' \"dq\" back\\slash ünï"
+    greeting = "${DB_PASSWORD} $HOME $(id) `id` 'it''s' \\n"
+    assert host.run("config", "set-secret", "DB_PASSWORD", "--app", "hello", input=secret + "\n").returncode == 0
+    assert host.run("config", "set", f"GREETING={greeting}", "LICENSE=L-$1", "--app", "hello").returncode == 0
+    res = host.install(bundles["1.0.0"])
+    assert res.returncode == 0, res.stderr
+    env = env_of(host)
+    assert (env["DB_PASSWORD"], env["GREETING"], env["LICENSE"]) == (secret, greeting, "L-$1")
+
+
+def test_concurrent_secret_writes_lose_nothing(tmp_path):
+    """Sixteen `config set-secret` at once: each takes the root's lock, all sixteen are kept."""
+    import sys
+
+    from tests.launch import RUN
+
+    env = {**os.environ, "SATCHEL_ROOT": str(tmp_path / "root")}
+    writers = [subprocess.Popen([sys.executable, "-c", RUN, "config", "set-secret", f"S{n}", "--app", "hello"],
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+               for n in range(16)]
+    for n, w in enumerate(writers):
+        _, err = w.communicate(f"value-{n}\n".encode(), timeout=120)
+        assert w.returncode == 0, err
+    stored = json.loads((tmp_path / "root" / "apps" / "hello" / "secrets" / "values.json").read_text())
+    assert stored == {f"S{n}": f"value-{n}" for n in range(16)}

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -11,6 +14,7 @@ import pytest
 from tests import tamper
 from tests.hosts import BROKEN, make_bundle
 from tests.infra import docker
+from tests.launch import RUN
 
 
 @pytest.fixture(scope="module")
@@ -170,3 +174,51 @@ def test_external_registry_with_basic_auth(host, bundles, auth_registry, tmp_pat
     web = host.containers()["web"]
     assert web["Config"]["Image"].startswith(auth_registry.host + "/acme/web@sha256:")
     assert not (host.root / "registry").exists()   # no managed registry was started
+
+
+def _children(pid: int, args: bytes) -> list[int]:
+    """Processes whose parent is `pid` and whose NUL-separated command line holds `args`."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            cmdline = (stat.parent / "cmdline").read_bytes()
+        except (OSError, IndexError):
+            continue
+        if int(fields[1]) == pid and args in cmdline:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["kill-9", "sigterm"])
+def test_a_killed_install_takes_its_compose_child_along(host, bundles, sig):
+    """The run is killed while `docker compose up` works for it: Compose goes too (it never races
+    the next run), SIGTERM ends the run in one line, and the next run finishes the upgrade."""
+    assert host.install(bundles["1.0.0"]).returncode == 0
+    run = subprocess.Popen([sys.executable, "-c", RUN, "install", bundles["1.1.0"], "--key", host.key, "--project",
+                            host.project, "--timeout", "20"], env=host.env, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not (compose := _children(run.pid, b"\0up\0-d\0")) and run.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert compose, "docker compose up never started"
+    run.send_signal(sig)
+    _, err = run.communicate(timeout=60)
+    deadline = time.monotonic() + 10
+    while any(_alive(pid) for pid in compose) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(_alive(pid) for pid in compose), "docker compose outlived the run"
+    if sig == signal.SIGTERM:
+        assert run.returncode == 143 and err.strip().splitlines()[-1].startswith("satchel: terminated;"), err
+        assert "Traceback" not in err
+    res = host.install(bundles["1.1.0"])
+    assert res.returncode == 0, res.stderr
+    assert host.state.current() == "1.1.0" and host.served_version() == "hello 1.1.0"
+    assert not [e for e in host.state.history() if e["event"] == "failed"]

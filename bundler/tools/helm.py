@@ -9,6 +9,7 @@ from pathlib import Path
 
 from ..errors import EnvironmentProblem, SpecError
 from ..kit.runtime import tool
+from .children import die_with_parent
 
 
 def helm_binary() -> str | None:
@@ -22,7 +23,8 @@ def run(args: list[str], timeout: float = 120, env: dict[str, str] | None = None
         raise EnvironmentProblem("helm is not on PATH (or set SATCHEL_HELM)")
     try:
         return subprocess.run([binary, *args], capture_output=True, text=True, timeout=timeout, check=False,
-                              stdin=subprocess.DEVNULL, env={**os.environ, **(env or {})})
+                              stdin=subprocess.DEVNULL, env={**os.environ, **(env or {})},
+                              preexec_fn=die_with_parent)
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise EnvironmentProblem(f"helm {args[0]} failed: {exc}") from None
 

@@ -232,13 +232,26 @@ def _is_json(line: str) -> bool:
     return True
 
 
+def learn_secrets(redactor: Redactor, app: App) -> None:
+    """Secret values the redactor hides wherever they appear, even with no container left to
+    show them: the secret store, and each release's settings the vendor marked secret or that
+    look secret. A damaged file must not stop the collection."""
+    with contextlib.suppress(Exception):
+        for value in SiteConfig(app).secrets().values():
+            redactor.add_literal(value)
+    for rel in app.releases.glob("[!.]*"):
+        with contextlib.suppress(Exception):
+            release = releases.load(app, rel.name)
+            manifest = release.manifest()
+            marked = set(manifest.secrets) | {s.name for s in manifest.settings if s.secret}
+            redactor.add_env([f"{k}={v}" for k, v in release.settings().items()], marked)
+
+
 def collect_all(host: Host, app: App | None, since: timedelta | None, redact: list[str]) -> Collection:
     """Everything about the host, and about `app` (None: a host with no application)."""
     c = Collection(redactor=Redactor(redact))
-    with contextlib.suppress(Exception):   # a damaged secret store must not stop the collection
-        for other in host.apps():
-            for value in SiteConfig(other).secrets().values():
-                c.redactor.add_literal(value)
+    for other in host.apps():
+        learn_secrets(c.redactor, other)
     cutoff = datetime.now(UTC) - since if since else None
     c.facts.update(collected_at=utc_stamp(), containers=[])
     for name, collector in (("satchel", satchel_state(host, app, cutoff)), ("store", for_current(app, store_check)),

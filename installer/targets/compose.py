@@ -71,9 +71,9 @@ class ComposeTarget:
     def _files(self, release: Release) -> list[Path]:
         return [release.path / rel for rel in release.info.compose]
 
-    def _env(self, release: Release) -> Path | None:
-        """The release's settings (secrets included) live outside the release directory."""
-        return Path(release.info.env_file) if release.info.env_file else None
+    def _env(self, release: Release) -> dict[str, str]:
+        """The release's settings (secrets included), kept outside the release directory."""
+        return release.settings()
 
     def apply(self, release: Release, wait_timeout: int) -> tuple[bool, str]:
         if not release.info.compose:

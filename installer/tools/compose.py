@@ -13,6 +13,7 @@ from typing import Any
 
 from bundler.errors import EnvironmentProblem
 from bundler.kit.runtime import tool
+from bundler.tools.children import die_with_parent
 
 
 def binary() -> list[str]:
@@ -46,15 +47,17 @@ def _clean_env() -> dict[str, str]:
 
 
 def run(project: str, files: list[Path], args: list[str], cwd: Path, timeout: float,
-        env_file: Path | None = None) -> subprocess.CompletedProcess[str]:
+        settings: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Settings reach Compose as environment variables, never through --env-file: Compose reads
+    an env file's values with its own quoting and ${...} expansion, so a `$` or a quote in a
+    value would change it, and one setting could read another. The environment is literal."""
     cmd = [*binary(), "--project-name", project, "--project-directory", str(cwd)]
     for f in files:
         cmd += ["-f", str(f)]
-    if env_file is not None:
-        cmd += ["--env-file", str(env_file)]
     try:
         return subprocess.run(cmd + args, capture_output=True, text=True, timeout=timeout, cwd=cwd,
-                              stdin=subprocess.DEVNULL, env=_clean_env())
+                              stdin=subprocess.DEVNULL, env={**_clean_env(), **(settings or {})},
+                              preexec_fn=die_with_parent)
     except subprocess.TimeoutExpired:
         raise EnvironmentProblem(f"docker compose {args[0]} did not finish within {timeout:.0f}s") from None
     except OSError as exc:
@@ -75,24 +78,24 @@ def check_runnable() -> None:
 
 
 def up(project: str, files: list[Path], cwd: Path, wait_timeout: int,
-       env_file: Path | None = None) -> tuple[bool, str]:
+       settings: dict[str, str] | None = None) -> tuple[bool, str]:
     """`up -d --wait`: True when every service is running and healthy within the timeout."""
     proc = run(project, files, ["up", "-d", "--remove-orphans", "--wait", "--wait-timeout", str(wait_timeout)],
-               cwd, timeout=wait_timeout + 120, env_file=env_file)
+               cwd, timeout=wait_timeout + 120, settings=settings)
     detail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
     return proc.returncode == 0, detail
 
 
-def down(project: str, files: list[Path], cwd: Path, env_file: Path | None = None,
+def down(project: str, files: list[Path], cwd: Path, settings: dict[str, str] | None = None,
          volumes: bool = False) -> tuple[bool, str]:
     """Containers and networks of the project (and its volumes if asked): (done, detail)."""
     proc = run(project, files, ["down", "--remove-orphans", "-t", "5", *(["--volumes"] if volumes else [])], cwd,
-               timeout=120, env_file=env_file)
+               timeout=120, settings=settings)
     return proc.returncode == 0, (proc.stderr.strip().splitlines() or ["no output"])[-1]
 
 
-def ps(project: str, files: list[Path], cwd: Path, env_file: Path | None = None) -> list[dict[str, Any]]:
-    proc = run(project, files, ["ps", "--all", "--format", "json"], cwd, timeout=60, env_file=env_file)
+def ps(project: str, files: list[Path], cwd: Path, settings: dict[str, str] | None = None) -> list[dict[str, Any]]:
+    proc = run(project, files, ["ps", "--all", "--format", "json"], cwd, timeout=60, settings=settings)
     if proc.returncode != 0:
         raise EnvironmentProblem(f"docker compose ps failed: {proc.stderr.strip()[-200:]}")
     out = proc.stdout.strip()
@@ -103,9 +106,9 @@ def ps(project: str, files: list[Path], cwd: Path, env_file: Path | None = None)
     return [json.loads(line) for line in out.splitlines() if line.strip()]
 
 
-def config_hashes(project: str, files: list[Path], cwd: Path, env_file: Path | None = None) -> dict[str, str]:
+def config_hashes(project: str, files: list[Path], cwd: Path, settings: dict[str, str] | None = None) -> dict[str, str]:
     """Service -> the configuration hash Compose labels its containers with (com.docker.compose.config-hash)."""
-    proc = run(project, files, ["config", "--hash", "*"], cwd, timeout=60, env_file=env_file)
+    proc = run(project, files, ["config", "--hash", "*"], cwd, timeout=60, settings=settings)
     if proc.returncode != 0:
         raise EnvironmentProblem(f"docker compose config failed: {proc.stderr.strip()[-200:]}")
     return dict(line.split(maxsplit=1) for line in proc.stdout.splitlines() if len(line.split()) == 2)
