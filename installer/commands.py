@@ -15,11 +15,14 @@ from bundler.targets import TARGETS
 from signing.grammar import format_time, now_utc
 from signing.keys import load_verify_key
 
-from .cli_common import app_of, app_option, deploy_options, host_of, logged
+from . import storecheck
+from .cli_common import app_of, app_option, deploy_options, host_of, logged, reporter_for
 from .config import parse_assignments
 from .config_commands import config_cmd
 from .diagnostics.cli import diagnostics
+from .errors import StoreDamaged
 from .install import install, rollback
+from .intake import trusted_keys
 from .options import InstallOptions
 from .removal import remove
 from .status import inventory, status
@@ -65,7 +68,8 @@ def install_cmd(ctx: click.Context, bundle: Path, keys: tuple[Path, ...], allow_
     out = logged(ctx, "install", lambda host, reporter: install(host, bundle, opts, reporter), as_json,
                   f"bundle {bundle.resolve()}")
     if not as_json and out.action == "already-installed":
-        click.echo(f"{out.app} {out.version} is already installed and healthy; nothing to do")
+        click.echo(f"{out.app} {out.version} is already installed and healthy; " + (
+            f"{out.repaired} damaged stored blob(s) put back from the bundle" if out.repaired else "nothing to do"))
     elif not as_json and out.action == "rendered":
         click.echo(f"rendered {out.app} {out.version} into {render_only}; {out.pushed_blobs} blob(s) pushed; "
                    "nothing switched")
@@ -255,6 +259,41 @@ def trust_threshold(ctx: click.Context, count: int) -> None:
     click.echo(f"bundles now need {count} trusted signature(s)")
 
 
+@click.group("store")
+def store_cmd() -> None:
+    """The content store: every verified blob of every application."""
+
+
+@store_cmd.command("verify")
+@click.option("--repair", "bundle", type=click.Path(path_type=Path), default=None,
+              help="Put damaged or missing blobs back from this bundle (verified like an install).")
+@click.option("--key", "keys", multiple=True, type=click.Path(path_type=Path),
+              help="Trusted vendor key for --repair (default: the keys in ROOT/trust).")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def store_verify(ctx: click.Context, bundle: Path | None, keys: tuple[Path, ...], as_json: bool) -> None:
+    """Re-hash every stored blob and look for every blob a kept release needs; exit 4 if any
+    is damaged or missing (and --repair could not put it back)."""
+    host = host_of(ctx)
+    reporter = reporter_for(ctx, as_json)
+    with host.lock(60):
+        report = storecheck.verify(host, reporter)
+        repaired = 0
+        if bundle is not None and report.wanted:
+            trusted = trusted_keys(host, [load_verify_key(k) for k in keys])
+            repaired = storecheck.repair(host, bundle, report.wanted, trusted, reporter)
+            report = storecheck.verify(host, reporter)
+    if as_json:
+        emit_json({"checked": report.checked, "damaged": report.damaged, "missing": report.missing,
+                   "repaired": repaired})
+    else:
+        click.echo(f"{report.checked} blob(s) checked; {len(report.damaged)} damaged, {len(report.missing)} missing"
+                   + (f"; {repaired} put back from {bundle}" if bundle is not None else ""))
+    if report.wanted:
+        raise StoreDamaged(f"{len(report.wanted)} blob(s) damaged or missing: "
+                           + ", ".join(d[:19] for d in sorted(report.wanted)[:3]) + f"; {StoreDamaged.FIX}")
+
+
 @click.command("inventory")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path))
 @click.pass_context
@@ -267,4 +306,4 @@ def inventory_cmd(ctx: click.Context, output: Path) -> None:
 
 
 COMMANDS = [install_cmd, rollback_cmd, remove_cmd, status_cmd, history_cmd, trust_cmd, diagnostics, inventory_cmd,
-            config_cmd]
+            config_cmd, store_cmd]

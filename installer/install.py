@@ -17,10 +17,10 @@ from bundler.oci.registry import Endpoint, RegistryClient
 from bundler.progress import QUIET, Reporter
 from signing.grammar import now_utc
 
-from . import faults, gc, releases, selfupdate, targets
+from . import faults, gc, releases, selfupdate, storecheck, targets
 from .config import config_info
 from .errors import DeployFailedUnrestored
-from .intake import AlreadyInstalled, expired_at, note_install_time, project_for, take_in
+from .intake import AlreadyInstalled, expired_at, note_install_time, project_for, take_in, trusted_keys
 from .options import InstallOptions, Outcome
 from .push import RegistrySink, push_release
 from .releases import ReleaseInfo
@@ -45,10 +45,11 @@ def install(host: Host, bundle: Path, opts: InstallOptions, reporter: Reporter =
         try:
             intake = take_in(host, bundle, opts, reporter)
         except AlreadyInstalled as done:
-            # The kit swap of a killed run may still be to do.
-            selfupdate.apply(done.app, releases.load(done.app, done.release_id).manifest(), reporter)
+            manifest = releases.load(done.app, done.release_id).manifest()
+            repaired = storecheck.heal(host, manifest, bundle, trusted_keys(host, opts.keys), reporter)
+            selfupdate.apply(done.app, manifest, reporter)   # the kit swap of a killed run may still be to do
             return Outcome("already-installed", done.release_id, releases.previous_version(done.app),
-                           app=done.app.name)
+                           app=done.app.name, repaired=repaired)
         faults.point("after-promote")
 
         app, current, manifest = intake.app, intake.current, intake.manifest
@@ -106,7 +107,7 @@ def rollback(app: App, to: str | None, opts: InstallOptions, reporter: Reporter 
             app.record("expired-rollback", version=target_version, expired=expired)
         if opts.registry is None:
             # The managed registry may have been restarted or emptied: push again (skips present blobs).
-            push_release(app.host.store, registry_client(app.host, opts), release.manifest())
+            push_release(app.host.store, registry_client(app.host, opts), release.manifest(), at_rest=True)
         if target_version == current:
             # Re-apply the current release: brings back containers removed or stopped by hand.
             reporter.step(f"re-applying {current}")

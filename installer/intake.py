@@ -10,6 +10,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -57,15 +58,19 @@ class Intake:
 
 
 class StagingSink:
-    """Verified members land in staging/; blobs the store already has are only hashed."""
+    """Verified members land in staging/; blobs the store already has are only hashed. A
+    repair takes `only` the blobs it names, whether the store has a copy or not."""
 
-    def __init__(self, store: Layout, directory: Path) -> None:
-        self.store, self.dir = store, directory
+    def __init__(self, store: Layout, directory: Path, only: AbstractSet[str] | None = None) -> None:
+        self.store, self.dir, self.only = store, directory, only
         self.staged: list[Member] = []
         self._fh: BinaryIO | None = None
 
     def begin(self, member: Member) -> BinaryIO | None:
-        if member.path.startswith("blobs/") and (self.store.blobs / member.sha256).exists():
+        is_blob = member.path.startswith("blobs/")
+        if self.only is not None and not (is_blob and member.sha256 in self.only):
+            return None
+        if self.only is None and is_blob and (self.store.blobs / member.sha256).exists():
             return None
         self._fh = (self.dir / member.sha256).open("wb")
         return self._fh

@@ -47,4 +47,5 @@ class Outcome:
     pushed_blobs: int = 0
     removed: list[str] = field(default_factory=list)
     app: str = ""
+    repaired: int = 0                    # damaged or missing stored blobs put back from the bundle
 

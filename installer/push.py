@@ -13,6 +13,7 @@ from bundler.oci.refs import Reference
 from bundler.oci.registry import Endpoint
 
 from . import faults
+from .errors import StoreDamaged
 
 CHART_REPOSITORY = "charts/{name}"
 
@@ -63,9 +64,21 @@ class _Repository:
         self.client.push_manifest(self.repo, desc.digest, desc, body)
 
 
-def push_release(store: Layout, client: RegistrySink, manifest: BundleManifest, concurrency: int = 4) -> int:
-    """Returns the number of blobs uploaded (0 when the registry already had everything)."""
-    local = LayoutEnd(store, "the content store")
+class VerifiedEnd(LayoutEnd):
+    """The store as the source of a push, each blob re-hashed before it is sent: blobs at
+    rest (a rollback's) may have changed since they were verified."""
+
+    def open_blob(self, desc: Descriptor) -> BinaryIO:
+        if not self.store.intact(desc):
+            raise StoreDamaged(f"store blob {desc.digest} is damaged or missing; {StoreDamaged.FIX}")
+        return super().open_blob(desc)
+
+
+def push_release(store: Layout, client: RegistrySink, manifest: BundleManifest, concurrency: int = 4,
+                 at_rest: bool = False) -> int:
+    """Returns the number of blobs uploaded (0 when the registry already had everything).
+    `at_rest`: the blobs were not verified by this run, so each one sent is hashed first."""
+    local = (VerifiedEnd if at_rest else LayoutEnd)(store, "the content store")
     uploaded = 0
     for repo, tag, root in _artifacts(manifest):
         graph = walk(root, store.read_small(root, MAX_MANIFEST_BYTES), local)

@@ -71,6 +71,7 @@ class Host:
         self.project = f"satchel-test-{os.getpid()}-{root.name[-12:]}".lower().replace("_", "-")
         self.env = {**os.environ, "SATCHEL_ROOT": str(root), "SATCHEL_REGISTRY_PORT": str(free_port())}
         self.key = keys["vendor.pub"]
+        self.app_name = "hello"
 
     def run(self, *args: str | Path, env: dict[str, str] | None = None,
             input: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -87,8 +88,8 @@ class Host:
 
     @property
     def state(self) -> state.App:
-        """The example application's state on this host."""
-        return state.Host(self.root).app("hello")
+        """The state of the application the test installs (app_name) on this host."""
+        return state.Host(self.root).app(self.app_name)
 
     @property
     def app_dir(self) -> Path:

@@ -86,6 +86,7 @@ def render(host: Host, bundle: Path, out: Path, *extra: str) -> subprocess.Compl
 
 @pytest.mark.parametrize("host", ["venv", "kit"], indirect=True)  # kit: its helm, frozen post-renderer
 def test_charts_are_pulled_from_the_local_registry_and_every_image_is_rewritten(host, shop_bundle, tmp_path):
+    host.app_name = "shop"
     out = tmp_path / "rendered"
     res = render(host, shop_bundle, out)
     assert res.returncode == 0, res.stderr
@@ -221,6 +222,7 @@ def test_diagnostics_of_a_helm_release_from_recorded_responses(host, shop_bundle
     info = json.loads((out / "release.json").read_text())
     info["helm"]["kubeconfig"], info["helm"]["namespace"] = recorded_api, "shop"
     (out / "release.json").write_text(json.dumps(info))
+    host.app_name = "shop"
     shutil.copytree(out, host.app_dir / "releases" / "1.0.0")
     host.state.switch("1.0.0")
     host.state.record("installed", version="1.0.0", previous=None)

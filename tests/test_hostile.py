@@ -299,6 +299,7 @@ def good(tmp_path_factory, keys) -> bytes:
 def installed(tmp_path_factory, keys, good):
     """A host with 1.0.0 (the good bundle relabelled and re-signed) installed."""
     h = Host(tmp_path_factory.mktemp("hostile-host") / "root", keys)
+    h.app_name = "app"
     entries = tamper.split(good)
     doc = json.loads(entries[0].data)
     doc["version"] = "1.0.0"

@@ -7,6 +7,7 @@ the job. The end-to-end kill -9 tests with Docker stay (tests/test_install_e2e.p
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -22,7 +23,7 @@ from bundler.oci.model import Descriptor
 from bundler.oci.registry import Endpoint
 from installer import faults, releases, targets
 from installer.configure import apply_config
-from installer.errors import DeployFailedRestored
+from installer.errors import DeployFailedRestored, StoreDamaged
 from installer.install import install, rollback
 from installer.options import InstallOptions
 from installer.removal import remove
@@ -261,3 +262,32 @@ def test_a_missing_current_release_is_a_clear_error_and_an_install_repairs_it(wo
     assert rollback(app, "1.0.0", opts).version == "1.0.0"
     shutil.rmtree(app.releases / "1.0.0")
     assert install(host, bundles["1.3.0"], opts).action == "installed" and app.current() == "1.3.0"
+
+
+def test_a_damaged_store_blob_is_found_where_used_and_repaired_from_the_bundle(world, bundles, cli, keys):
+    host, _, opts = world
+    app = host.app("hello")
+    for v in ("1.0.0", "1.1.0"):
+        install(host, bundles[v], opts)
+    old = releases.load(app, "1.0.0").manifest()
+    layer = next(d for d in old.all_blobs if d not in releases.load(app, "1.1.0").manifest().all_blobs
+                 and old.all_blobs[d] > 1000)
+    path = host.store.path(layer)
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 1                                    # one bit, same size
+    path.write_bytes(bytes(data))
+    opts.sink.blobs.discard(layer)                               # the registry lost it: a rollback must push it
+    with pytest.raises(StoreDamaged, match=r"store verify --repair BUNDLE"):
+        rollback(app, "1.0.0", opts)
+    assert app.current() == "1.1.0"
+    res = cli("--root", host.path, "store", "verify", "--json")
+    assert res.code == 4 and json.loads(res.out)["damaged"] == [layer], res.out
+    res = cli("--root", host.path, "store", "verify", "--repair", bundles["1.0.0"], "--key", keys["vendor.pub"], "--json")
+    assert res.code == 0 and json.loads(res.out)["repaired"] == 1, res.err
+    assert rollback(app, "1.0.0", opts).version == "1.0.0"
+    # Re-installing the bundle of the current release re-hashes its blobs and puts back a damaged one.
+    path = host.store.path(layer)
+    path.write_bytes(b"x" * path.stat().st_size)
+    out = install(host, bundles["1.0.0"], opts)
+    assert out.action == "already-installed" and out.repaired == 1 and host.store.intact(
+        Descriptor("", layer, old.all_blobs[layer]))

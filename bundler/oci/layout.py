@@ -88,6 +88,14 @@ class Layout:
         except FileNotFoundError:
             raise BundleError(f"blob {digest} is missing from {self.root}") from None
 
+    def intact(self, desc: Descriptor) -> bool:
+        """The blob is here, of its size, and hashes to its name (reads it whole)."""
+        try:
+            with self.path(desc.digest).open("rb") as fh:
+                return copy_hashed(fh, None) == (desc.digest, desc.size)
+        except FileNotFoundError:
+            return False
+
     def read_small(self, desc: Descriptor, limit: int) -> bytes:
         if desc.size > limit:
             raise BundleError(f"{desc.digest} is {desc.size} bytes, more than the {limit} allowed")
