@@ -5,7 +5,6 @@ release (secrets only as changed/unchanged)."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from pathlib import Path
 
 from bundler.errors import SatchelError
 from bundler.oci.layout import write_atomic
@@ -17,14 +16,13 @@ from .state import App
 from .targets import for_release
 
 
-def write(app: App, failed: releases.Release, previous: str | None, detail: str) -> Path:
-    """Which services failed, their last log lines (redacted), and the configuration
-    difference to the previous release (secrets only as changed/unchanged)."""
+def gather(app: App, failed: releases.Release, previous: str | None, detail: str) -> list[str]:
+    """Which services failed, their last log lines, and the configuration difference to the
+    previous release (secrets only as changed/unchanged): read while the failed containers
+    still exist, raw; `write` redacts it after the previous release is back."""
     old = releases.load(app, previous) if previous else None
     envs = [_env_values(r) for r in (failed, old) if r is not None]
     secret = {s.name for s in failed.manifest().settings if s.secret}
-    redactor = Redactor()
-    learn_secrets(redactor, app)
     lines = [f"rollback report: {failed.version} ({failed.path.name}) failed: {detail}"]
     try:
         bad = [s for s in for_release(failed).services(failed)
@@ -46,10 +44,19 @@ def write(app: App, failed: releases.Release, previous: str | None, detail: str)
             changes.append(f"  {name}: {old_values.get(name, '(unset)')} -> {new_values.get(name, '(unset)')}")
     lines += ([f"configuration changes since {previous}:", *changes] if changes else
               [f"no configuration change since {previous}" if previous else "no previous release"])
+    return lines
+
+
+def write(app: App, failed: releases.Release, lines: list[str]) -> str:
+    """The report, redacted whole (it is printed and may be sent to the vendor), in a private
+    file; returns its text."""
+    redactor = Redactor()
+    learn_secrets(redactor, app)
+    text = redactor.redact("\n".join(lines) + "\n", "report")
     report = app.reports / f"{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}-{failed.path.name}.txt"
-    # Everything in it may be printed or sent to the vendor: the whole text is redacted.
-    write_atomic(report, redactor.redact("\n".join(lines) + "\n", "report").encode(), mode=0o600)
-    return report
+    write_atomic(report, text.encode(), mode=0o600)
+    app.record("report", version=failed.path.name, path=str(report))
+    return text
 
 
 def _env_values(release: releases.Release) -> dict[str, str]:

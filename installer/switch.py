@@ -33,19 +33,20 @@ def deploy(app: App, version: str, previous: str | None, opts: InstallOptions, r
         app.end()
         return
     app.record("failed", version=version, reason=detail)
-    report = rollback_report.write(app, release, previous, detail)
-    reporter.step(report.read_text().rstrip())
-    app.record("report", version=version, path=str(report))
+    draft = rollback_report.gather(app, release, previous, detail)
     if previous is None:
         for_release(release).stop(release)
         app.switch(None)
         app.end()
+        reporter.step(rollback_report.write(app, release, draft).rstrip())
         raise DeployFailedRestored(f"{version} failed its health check ({detail}); there was no previous "
                                    "release, so it was stopped")
     old = releases.load(app, previous)
     app.switch(previous)
     restored, why = for_release(old).apply(old, opts.wait_timeout)
     app.end()
+    # The report is redacted and written only now: the restore does not wait for it.
+    reporter.step(rollback_report.write(app, release, draft).rstrip())
     if restored:
         app.record("rolled-back", version=previous, reason=f"{version} failed its health check")
         raise DeployFailedRestored(f"{version} failed its health check ({detail}); {previous} was restored")

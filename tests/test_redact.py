@@ -62,3 +62,15 @@ def test_custom_patterns_and_ordinary_text():
     text = "image 127.0.0.1:5050/acme/web@sha256:abc ticket-4711 status healthy"
     out = r.redact(text, "x")
     assert out == text.replace("ticket-4711", HIDDEN)
+
+
+@pytest.mark.parametrize("unit", ["abc_DEF.1-", "x://a", "password"])
+def test_no_rule_sees_a_line_longer_than_the_bound(unit):
+    """The shapes that made rules quadratic (80 s for 64 KiB), a MiB long: each line is cut to
+    MAX_LINE before any pattern runs, so the work is linear; what is cut is not kept."""
+    from installer.diagnostics.redact import MAX_LINE
+
+    line = unit * ((1 << 20) // len(unit))
+    out = Redactor().redact(f"start\n{line}\nend", "log")
+    first, cut, last = out.split("\n")
+    assert (first, last) == ("start", "end") and len(cut) < MAX_LINE + 64 and "characters cut]" in cut

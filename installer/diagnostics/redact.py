@@ -24,10 +24,13 @@ from collections.abc import Iterable
 from typing import Any
 
 HIDDEN = "***HIDDEN***"
+MAX_LINE = 8192
 SECRET_NAME = re.compile(
     r"(?i)(pass(word|wd|phrase)?|pwd|secret|token|api[_-]?key|access[_-]?key|private[_-]?key|credential|"
     r"auth|licen[cs]e[_-]?key|session[_-]?key|signing[_-]?key|client[_-]?secret)")
-_KEY = r"[A-Za-z0-9_.-]*" + SECRET_NAME.pattern[4:] + r"[A-Za-z0-9_.-]*"
+# Bounded on both sides: an unbounded run of name characters before the keyword makes the
+# search quadratic in the line's length (a 64 KiB line took 80 s).
+_KEY = r"[A-Za-z0-9_.-]{0,64}" + SECRET_NAME.pattern[4:] + r"[A-Za-z0-9_.-]{0,64}"
 PATTERNS: list[tuple[str, re.Pattern[str], str]] = [
     ("private-key", re.compile(r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----.*?-----END [A-Z0-9 ]*PRIVATE KEY-----",
                                re.S), HIDDEN),
@@ -93,11 +96,14 @@ class Redactor:
                 self.add_literal(value)
 
     def redact(self, text: str, where: str) -> str:
+        """Known values first, then lines are cut to MAX_LINE characters (what is cut is not
+        kept), then the patterns: linear in the text's length."""
         for literal in sorted(self.literals, key=len, reverse=True):
             count = text.count(literal)
             if count:
                 text = text.replace(literal, HIDDEN)
                 self.report[("known-secret-value", where)] += count
+        text = _cut_long_lines(text)
         # Ours first: a private-key block must go whole, before a rule takes just its header.
         for kind, pattern, replacement in PATTERNS + published_rules():
             text, count = pattern.subn(replacement, text)
@@ -111,6 +117,15 @@ class Redactor:
 
     def summary(self) -> list[dict[str, object]]:
         return [{"kind": k, "file": f, "count": n} for (k, f), n in sorted(self.report.items())]
+
+
+def _cut_long_lines(text: str) -> str:
+    """Some published rules are quadratic in a line's length (an unbounded run before a
+    separator): no line reaches them longer than MAX_LINE."""
+    if len(text) <= MAX_LINE or max(map(len, text.split("\n"))) <= MAX_LINE:
+        return text
+    return "\n".join(line if len(line) <= MAX_LINE else
+                     f"{line[:MAX_LINE]} [... {len(line) - MAX_LINE} characters cut]" for line in text.split("\n"))
 
 
 def mask_env(entry: str, marked: set[str]) -> str:
