@@ -34,7 +34,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
             "finished the job")
     if HOSTILE_COUNTS:
         counts = ", ".join(f"{promise} {n}" for promise, n in sorted(HOSTILE_COUNTS.items()))
-        terminalreporter.write_line(f"hostile bundles refused with the host unchanged: {counts} "
+        terminalreporter.write_line(f"hostile inputs refused, nothing changed that should not: {counts} "
                                     f"({sum(HOSTILE_COUNTS.values())} cases)")
 
 

@@ -17,6 +17,7 @@ import pytest
 import zstandard
 
 from installer.diagnostics.analyze import analyze
+from tests.conftest import HOSTILE_COUNTS
 from tests.hosts import Host, make_bundle
 from tests.infra import docker
 
@@ -230,3 +231,112 @@ def test_analyzer_rules_for_clock_disk_and_missing_images():
     assert checks["disk:satchel_root"].status == "fail"
     assert checks["registry"].status == "fail" and "missing" in checks["registry"].message
     assert checks["container:w"].status == "warn"
+
+
+def _hostile_archive(path: Path, facts: dict, analysis: dict, summary: str) -> None:
+    """What anyone holding the vendor's public age key can send: well-formed, hostile inside."""
+    from installer.diagnostics import archive
+
+    files = {"facts.json": json.dumps(facts).encode(), "analysis.json": json.dumps(analysis).encode(),
+             "summary.txt": summary.encode(), "redaction-report.json": b'{"hidden": [{"count": "<b>"}]}'}
+    with path.open("wb") as fh:
+        archive.write(fh, files)
+
+
+def test_a_received_archive_cannot_script_the_vendors_viewer(tmp_path, cli):
+    evil = '<script>alert(1)</script><img src=x onerror="alert(2)">'
+    facts = {"host": {"hostname": evil}, "containers": [{"name": evil, "restart_count": evil, "image": evil}],
+             "satchel": {"current": evil, "history": [{"time": evil, "event": evil}, "not a dict"]}}
+    analysis = {"findings": [{"status": "evil", "check": evil, "message": evil}, {"status": "fail"}, 7],
+                "errors": [{"collector": evil, "error": evil}]}
+    path = tmp_path / "evil.tar.zst"
+    _hostile_archive(path, facts, analysis, "line\x1b]0;owned\x07\x1b[2J\n")
+    page = tmp_path / "page.html"
+    res = cli("diagnostics", "open", path, "--html", page)
+    assert res.code == 0, res.err
+    html = page.read_text()
+    assert "<script" not in html and "<img" not in html and "&lt;script&gt;" in html
+    assert "Content-Security-Policy" in html and "default-src 'none'" in html
+    assert "\x1b" not in res.out and "\x07" not in res.out
+    HOSTILE_COUNTS["diagnostics viewer"] += 1
+
+
+@pytest.mark.parametrize("shape", ["one huge member", "many large members", "a PAX header of a GiB"])
+def test_a_bomb_archive_is_refused_within_bounded_memory(tmp_path, shape):
+    """A few MiB that unpack to a GiB or more: refused, and the viewer's memory stays bounded."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "bomb.tar.zst"
+    with path.open("wb") as raw, zstandard.ZstdCompressor(level=1).stream_writer(raw) as z:
+        if shape == "a PAX header of a GiB":
+            info = tarfile.TarInfo("satchel-diagnostics/pax")
+            info.type, info.size = tarfile.XHDTYPE, 1 << 30
+            z.write(info.tobuf(format=tarfile.USTAR_FORMAT))
+            _copy(_Zeros(1 << 30), z)
+        else:
+            with tarfile.open(fileobj=z, mode="w|") as tar:
+                for n, size in enumerate([1 << 30] if shape == "one huge member" else [30 << 20] * 40):
+                    info = tarfile.TarInfo(f"satchel-diagnostics/f{n}.txt")
+                    info.size = size
+                    tar.addfile(info, _Zeros(size))
+    assert path.stat().st_size < 8 << 20
+    proc = subprocess.run([sys.executable, "-c", "import resource, sys; from installer.cli import main; "
+                           f"code = main(['diagnostics', 'open', '{path}']); "
+                           "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss); sys.exit(code)"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 3 and "diagnostics archive" in proc.stderr, proc.stderr
+    assert int(proc.stdout.split()[-1]) < 400 << 10, proc.stdout        # KiB: well under 400 MiB
+    HOSTILE_COUNTS["diagnostics viewer"] += 1
+
+
+def _copy(src: io.RawIOBase, dst) -> None:
+    while chunk := src.read(1 << 20):
+        dst.write(chunk)
+
+
+class _Zeros(io.RawIOBase):
+    def __init__(self, size: int) -> None:
+        self.left = size
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, n: int = -1) -> bytes:
+        n = self.left if n < 0 else min(n, self.left)
+        self.left -= n
+        return b"\0" * n
+
+
+class _Redirect(BaseHTTPRequestHandler):
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def do_PUT(self) -> None:
+        self.send_response(307)
+        self.send_header("Location", "http://127.0.0.2:9/steal")
+        self.end_headers()
+
+
+@pytest.mark.parametrize("url,extra,message", [
+    ("http://uploads.example.invalid/x?sig=SECRETSIG", ["--encrypt-to", "age1x"], "is plain http: use https"),
+    ("https://uploads.example.invalid/x?sig=SECRETSIG", [], "needs --encrypt-to"),
+])
+def test_upload_off_host_needs_https_and_encryption(tmp_path, cli, url, extra, message):
+    res = cli("--root", tmp_path / "root", "diagnostics", "-o", tmp_path / "d.tar.zst", "--upload", url, *extra)
+    assert res.code == 2 and message in res.err and "SECRETSIG" not in res.err, res.err
+    assert not (tmp_path / "d.tar.zst").exists()
+    HOSTILE_COUNTS["upload"] += 1
+
+
+def test_upload_follows_no_redirect_and_prints_no_signature(tmp_path, cli):
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Redirect)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://user:pw@127.0.0.1:{server.server_address[1]}/up?X-Amz-Signature=SECRETSIG"
+    try:
+        res = cli("--root", tmp_path / "root", "diagnostics", "-o", tmp_path / "d.tar.zst", "--upload", url)
+    finally:
+        server.shutdown()
+    assert res.code == 4 and "redirect, not followed" in res.err, res.err
+    assert "SECRETSIG" not in res.err and "pw@" not in res.err and (tmp_path / "d.tar.zst").exists()
+    HOSTILE_COUNTS["upload"] += 1

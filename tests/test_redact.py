@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from installer.diagnostics.redact import HIDDEN, Redactor
+from tests.conftest import HOSTILE_COUNTS
 
 
 @pytest.mark.parametrize("text,secret,kind", [
@@ -33,6 +34,7 @@ def test_patterns(text, secret, kind):
     out = r.redact(text, "f.txt")
     assert secret not in out and HIDDEN in out
     assert any(e["kind"] == kind and e["file"] == "f.txt" for e in r.summary()), r.summary()
+    HOSTILE_COUNTS["secrets redacted"] += 1
 
 
 def test_known_values_are_hidden_anywhere_and_marked_names_count():
@@ -55,6 +57,7 @@ def test_a_known_value_is_hidden_in_every_encoding_a_collector_writes(value):
              urllib.parse.quote_plus(value), shlex.quote(value)]
     out = r.redact(" | ".join(forms), "inspect.json")
     assert all(form.strip('"') not in out for form in forms), out
+    HOSTILE_COUNTS["secrets redacted"] += 1
 
 
 def test_custom_patterns_and_ordinary_text():

@@ -29,7 +29,7 @@ from installer.options import InstallOptions
 from installer.removal import remove
 from installer.state import App, Host
 from signing.keys import load_verify_key
-from tests.conftest import CRASH_POINTS, CRASH_SWEEP
+from tests.conftest import CRASH_POINTS, CRASH_SWEEP, HOSTILE_COUNTS
 from tests.dummy_target import DummyTarget
 from tests.hosts import make_bundle
 from tests.legacy import to_single_app_layout
@@ -238,6 +238,7 @@ def test_another_build_of_a_kept_version_is_refused_and_never_overwrites(world, 
     with pytest.raises(DeployFailedRestored):
         install(host, broken, opts)
     assert app.current() == "1.0.0+install.1" and tree(app.releases / "1.1.0") == kept
+    HOSTILE_COUNTS["same version, other bytes"] += 1
 
 
 def test_versions_with_build_metadata_install_configure_and_upgrade(world, tmp_path, keys):
@@ -291,3 +292,4 @@ def test_a_damaged_store_blob_is_found_where_used_and_repaired_from_the_bundle(w
     out = install(host, bundles["1.0.0"], opts)
     assert out.action == "already-installed" and out.repaired == 1 and host.store.intact(
         Descriptor("", layer, old.all_blobs[layer]))
+    HOSTILE_COUNTS["damaged store"] += 1

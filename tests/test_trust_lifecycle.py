@@ -25,6 +25,7 @@ from signing import envelope, trust
 from signing.errors import ExpiredError, UntrustedKeyError
 from signing.grammar import format_time
 from signing.keys import SigningKey, load_signing_key, load_verify_key, write_key_pair
+from tests.conftest import HOSTILE_COUNTS
 from tests.images import BUSYBOX
 from tests.infra import free_port
 
@@ -163,6 +164,7 @@ def test_key_ids_are_compared_in_one_form_and_a_revoke_must_match(root, vendor, 
     trusting(root, vendor["b"])
     (root.trust / "revoked").write_text(f"{a_id}\n{keyid(vendor['b']).upper()}\n")
     assert cli("--root", root.path, "trust", "list", "--json").json()["keys"] == []
+    HOSTILE_COUNTS["trust"] += 1
 
 
 @pytest.mark.parametrize("render_only", [False, True], ids=["install", "render-only"])
@@ -181,6 +183,7 @@ def test_a_bundle_verified_with_an_ad_hoc_key_changes_no_trust(tmp_path, root, v
     assert [k.keyid for k in trusted] == [a_id] and store.revoked() == set() and b_id != a_id
     if not render_only:
         assert root.history()[-1]["event"] == "key-changes-ignored"
+    HOSTILE_COUNTS["trust"] += 1
 
 
 @pytest.mark.parametrize("spoil", ["world-writable dir", "symlinked dir", "key of another user"])
@@ -199,6 +202,7 @@ def test_an_unsafe_trust_directory_is_refused(tmp_path, root, vendor, spoil, cli
         install(root, app, InstallOptions())
     res = cli("--root", root.path, "install", app)
     assert res.code == 4 and "chmod go-w" in res.err and root.app("app").current() is None
+    HOSTILE_COUNTS["trust"] += 1
 
 
 def test_a_clock_once_in_the_future_is_reset_explicitly(tmp_path, root, vendor, cli):
@@ -215,6 +219,7 @@ def test_a_clock_once_in_the_future_is_reset_explicitly(tmp_path, root, vendor, 
     event = root.history()[-1]
     assert event["event"] == "clock-reset" and event["previous"] == format_time(future)
     assert install(root, fresh, InstallOptions()).action == "installed"
+    HOSTILE_COUNTS["trust"] += 1
 
 
 def test_rollback_to_an_expired_release_is_allowed_and_recorded(tmp_path, root, vendor):

@@ -19,7 +19,43 @@ from bundler.errors import BundleError, SpecError
 
 TOP = "satchel-diagnostics"
 AGE_MAGIC = b"age-encryption.org/v1"
-MAX_MEMBER = 256 << 20
+# A received archive is hostile input: bounded in what it may unpack to, in total and per
+# member (a few KiB of zstd can claim gigabytes).
+MAX_TOTAL = 128 << 20
+MAX_MEMBER = 32 << 20
+MAX_MEMBERS = 100_000
+
+
+class _Bounded(io.RawIOBase):
+    """A stream that ends the reading with BundleError past `limit` bytes, read or written."""
+
+    def __init__(self, inner: Any, limit: int, what: str) -> None:
+        self.inner, self.limit, self.what, self.count = inner, limit, what, 0
+
+    def _account(self, n: int) -> None:
+        self.count += n
+        if self.count > self.limit:
+            raise BundleError(f"the diagnostics archive {self.what} more than {self.limit >> 20} MiB; refused")
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        data = bytes(self.inner.read(min(size, self.limit + 1) if size >= 0 else self.limit + 1))
+        self._account(len(data))
+        return data
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.read(len(buffer))
+        buffer[:len(data)] = data
+        return len(data)
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        self._account(len(data))
+        return int(self.inner.write(data))
 
 
 def _add(tar: tarfile.TarFile, name: str, data: bytes) -> None:
@@ -78,7 +114,10 @@ class Opened:
     encrypted: bool
 
     def json(self, name: str) -> Any:
-        return json.loads(self.files[name])
+        try:
+            return json.loads(self.files[name])
+        except (KeyError, ValueError):
+            raise BundleError(f"the diagnostics archive has no readable {name}") from None
 
 
 def open_archive(path: Path, identity: Path | None) -> Opened:
@@ -95,17 +134,22 @@ def open_archive(path: Path, identity: Path | None) -> Opened:
             _decrypt(path, plain, identity)
         files: dict[str, bytes] = {}
         try:
-            with plain.open("rb") as raw, zstandard.ZstdDecompressor().stream_reader(raw) as z, \
-                    tarfile.open(fileobj=z, mode="r|") as tar:
+            with plain.open("rb") as raw, \
+                    zstandard.ZstdDecompressor(max_window_size=1 << 24).stream_reader(raw) as z, \
+                    tarfile.open(fileobj=_Bounded(z, MAX_TOTAL, "unpacks to"), mode="r|") as tar:
                 for member in tar:
-                    if not member.isfile() or not member.name.startswith(f"{TOP}/") or member.size > MAX_MEMBER:
-                        raise BundleError(f"unexpected member {member.name!r} in the diagnostics archive")
+                    if not member.isfile() or not member.name.startswith(f"{TOP}/") or member.size > MAX_MEMBER \
+                            or len(files) >= MAX_MEMBERS:
+                        raise BundleError(f"unexpected member {member.name[:80]!r} in the diagnostics archive")
                     fh = tar.extractfile(member)
                     files[member.name[len(TOP) + 1:]] = fh.read() if fh else b""
-        except (tarfile.TarError, zstandard.ZstdError, EOFError) as exc:
+        except (tarfile.TarError, zstandard.ZstdError, EOFError, UnicodeError) as exc:
             raise BundleError(f"{path} is not a readable diagnostics archive: {exc}") from None
-    sums = json.loads(files.pop("checksums.json", b"{}"))
-    if set(sums) != set(files):
+    try:
+        sums = json.loads(files.pop("checksums.json", b"{}"))
+    except ValueError:
+        raise BundleError(f"{path}: checksums.json is not JSON") from None
+    if not isinstance(sums, dict) or set(sums) != set(files):
         raise BundleError(f"{path}: the archive's member list does not match its checksums")
     for name, data in files.items():
         if hashlib.sha256(data).hexdigest() != sums[name]:
@@ -124,6 +168,6 @@ def _decrypt(src: Path, dest: Path, identity: Path | None) -> None:
         raise SpecError(f"{identity} is not an age identity (AGE-SECRET-KEY-...)") from None
     try:
         with src.open("rb") as reader, dest.open("wb") as writer:
-            pyrage.decrypt_io(reader, writer, [ident])
+            pyrage.decrypt_io(reader, _Bounded(writer, MAX_TOTAL, "decrypts to"), [ident])
     except pyrage.DecryptError:
         raise SpecError(f"cannot decrypt {src} with {identity}: the archive was encrypted to another key") from None

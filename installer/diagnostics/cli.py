@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from bundler.errors import SpecError
+from bundler.errors import BundleError, SpecError
 from bundler.output import emit_json
 from signing.grammar import parse_duration
 
@@ -16,6 +16,8 @@ from ..cli_common import app_option
 from ..state import Host
 from . import archive, report
 from .create import create
+
+CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
 def parse_since(value: str | None) -> timedelta | None:
@@ -32,12 +34,15 @@ def parse_since(value: str | None) -> timedelta | None:
 @click.option("--since", default=None, help="Only logs from this long ago (30m, 12h, 7d); default all.")
 @click.option("--redact", "patterns", multiple=True, help="Extra regular expression to hide (repeatable).")
 @click.option("--encrypt-to", default=None, help="age recipient (age1...) or a file holding it.")
-@click.option("--upload", default=None, help="HTTP PUT the archive to this URL (e.g. a pre-signed URL).")
+@click.option("--upload", default=None, help="HTTP PUT the archive to this URL (e.g. a pre-signed URL); "
+              "off this host only https and with --encrypt-to.")
+@click.option("--upload-insecure", is_flag=True, help="Allow --upload over plain http.")
 @app_option
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 def diagnostics(ctx: click.Context, output: Path | None, since: str | None, patterns: tuple[str, ...],
-                encrypt_to: str | None, upload: str | None, app_name: str | None, as_json: bool) -> None:
+                encrypt_to: str | None, upload: str | None, upload_insecure: bool, app_name: str | None,
+                as_json: bool) -> None:
     """Write a redacted support archive (open it with `satchel diagnostics open`)."""
     if ctx.invoked_subcommand is not None:
         return
@@ -52,7 +57,7 @@ def diagnostics(ctx: click.Context, output: Path | None, since: str | None, patt
     # A host with no application still gets an archive: a broken host is when it matters most.
     app = host.select(app_name) if app_name or host.apps() else None
     made = create(host, app, output, since=parse_since(since), redact=list(patterns),
-                  encrypt_to=encrypt_to, upload=upload)
+                  encrypt_to=encrypt_to, upload=upload, upload_insecure=upload_insecure)
     counts = {s: sum(1 for f in made.findings if f["status"] == s) for s in ("fail", "warn", "pass")}
     if as_json:
         emit_json({"archive": str(made.path), "findings": counts, "not_collected": made.errors,
@@ -73,14 +78,19 @@ def open_cmd(archive_path: Path, identity: Path | None, html_out: Path | None, a
     """Decrypt and check an archive, print its summary, optionally write an HTML report."""
     opened = archive.open_archive(archive_path, identity)
     analysis = opened.json("analysis.json")
+    if not isinstance(analysis, dict):
+        raise BundleError("the diagnostics archive's analysis.json is not an object")
     if html_out:
-        facts = opened.json("facts.json")
-        redactions = opened.json("redaction-report.json")["hidden"]
-        html_out.write_text(report.html(facts, analysis["findings"], analysis["errors"], redactions))
+        facts, hidden = opened.json("facts.json"), opened.json("redaction-report.json")
+        html_out.write_text(report.html(facts if isinstance(facts, dict) else {}, analysis.get("findings"),
+                                        analysis.get("errors"), hidden.get("hidden") if isinstance(hidden, dict)
+                                        else []))
     if as_json:
         emit_json(analysis)
     else:
-        click.echo(opened.files["summary.txt"].decode(), nl=False)
+        # Printed to the vendor's terminal: no control sequences from a received archive.
+        text = opened.files.get("summary.txt", b"").decode(errors="replace")
+        click.echo(CONTROL.sub("?", text), nl=False)
         if html_out:
             click.echo(f"report: {html_out}")
 
