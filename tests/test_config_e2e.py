@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.hosts import Host, make_bundle
+from tests.infra import docker
 
 SECRET = "planted-config-secret-8642"
 SETTINGS = """settings:
@@ -197,3 +198,20 @@ def test_concurrent_secret_writes_lose_nothing(tmp_path):
         assert w.returncode == 0, err
     stored = json.loads((tmp_path / "root" / "apps" / "hello" / "secrets" / "values.json").read_text())
     assert stored == {f"S{n}": f"value-{n}" for n in range(16)}
+
+
+def test_diagnostics_hide_vendor_marked_values_with_no_container_left(host, keys, tmp_path):
+    """LICENSE is a plain setting the vendor marks secret (`secrets:`): with the containers gone
+    there is no environment to learn it from, yet release.json and the logs hold it."""
+    bundle = make_bundle(tmp_path / "b", "1.0.0", keys, healthcheck=HEALTH, web_extra=ENV, web_command=COMMAND,
+                         spec_extra=SETTINGS + "secrets: [LICENSE]\n")
+    planted = "L-planted-licence-9876"
+    host.run("config", "set-secret", "DB_PASSWORD", "--app", "hello", input="pw-1234\n")
+    host.run("config", "set", f"LICENSE={planted}", "--app", "hello")
+    assert host.install(bundle).returncode == 0
+    docker("rm", "-f", *[c["Id"] for c in host.containers().values()])
+    archive = tmp_path / "diag.tar.zst"
+    assert host.run("diagnostics", "-o", archive).returncode == 0
+    from tests.test_diagnostics import unpack
+
+    assert planted.encode() not in b"".join(unpack(archive).values())
