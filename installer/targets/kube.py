@@ -10,8 +10,12 @@ from bundler.errors import EnvironmentProblem
 
 
 def _api(kubeconfig: str | None) -> Any:
-    from kubernetes import client, config
-    from kubernetes.config.config_exception import ConfigException
+    try:
+        from kubernetes import client, config
+        from kubernetes.config.config_exception import ConfigException
+    except ImportError:
+        raise EnvironmentProblem("the Helm target needs the Kubernetes client: pip install 'satchel[helm]' "
+                                 "(the Satchel kit carries it)") from None
 
     try:
         return client.CoreV1Api(config.new_client_from_config(config_file=kubeconfig))  # type: ignore[no-untyped-call]
