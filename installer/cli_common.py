@@ -11,6 +11,7 @@ import click
 
 from bundler.output import emit_json
 from bundler.progress import Reporter
+from signing.grammar import parse_duration
 
 from .options import Outcome
 from .state import App, Host
@@ -46,10 +47,35 @@ def logged(ctx: click.Context, command: str, run: Callable[[Host, Reporter], Out
     return out
 
 
+class Duration(click.ParamType[float]):
+    """90s, 5m, 2h, 365d — or bare seconds: one syntax for every duration on the command line."""
+
+    name = "duration"
+
+    def __init__(self, whole: bool = False) -> None:
+        self.whole = whole          # whole seconds, at least 1 (timeouts handed to other programs)
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        text = str(value).strip()
+        try:
+            seconds = float(text)
+        except ValueError:
+            duration = parse_duration(text)
+            if duration is None:
+                self.fail(f"{value!r} is not a duration (90s, 5m, 2h, 365d or seconds)", param, ctx)
+            seconds = duration.total_seconds()
+        if seconds < 0 or (self.whole and seconds < 1):
+            self.fail(f"{value!r} is too short", param, ctx)
+        return max(1, round(seconds)) if self.whole else seconds
+
+
+DURATION, SECONDS = Duration(), Duration(whole=True)
+
+
 DEPLOY_OPTIONS = [
-    click.option("--timeout", "wait_timeout", type=click.IntRange(1), default=120, show_default=True,
-                 help="Seconds to wait for the services to be healthy."),
-    click.option("--wait", "lock_wait", type=float, default=0, help="Wait this long for another satchel run."),
+    click.option("--timeout", "wait_timeout", type=SECONDS, default="120s", show_default=True,
+                 help="How long to wait for the services to be healthy (90s, 5m or seconds)."),
+    click.option("--wait", "lock_wait", type=DURATION, default=0, help="Wait this long for another satchel run."),
     click.option("--registry", default=None, help="Push to this existing registry (HOST[:PORT]) instead of "
                  "the managed one; credentials from Docker's config.json."),
     click.option("--registry-insecure", is_flag=True, help="Allow plain HTTP to --registry."),

@@ -16,7 +16,7 @@ from signing.grammar import format_time, now_utc
 from signing.keys import load_verify_key
 
 from . import storecheck
-from .cli_common import app_of, app_option, deploy_options, host_of, logged, reporter_for
+from .cli_common import DURATION, app_of, app_option, deploy_options, host_of, logged, reporter_for
 from .config import parse_assignments
 from .config_commands import config_cmd
 from .diagnostics.cli import diagnostics
@@ -103,7 +103,7 @@ def rollback_cmd(ctx: click.Context, to: str | None, app_name: str | None, wait_
 @click.option("--yes", is_flag=True, help="Do it without asking (needed when not run from a terminal).")
 @click.option("--purge", is_flag=True, help="Also delete its data volumes, configuration, secrets and history "
               "(needs --yes).")
-@click.option("--wait", "lock_wait", type=float, default=0, help="Wait this long for another satchel run.")
+@click.option("--wait", "lock_wait", type=DURATION, default=0, help="Wait this long for another satchel run.")
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 def remove_cmd(ctx: click.Context, name: str, yes: bool, purge: bool, lock_wait: float, as_json: bool) -> None:
@@ -154,8 +154,8 @@ def status_cmd(ctx: click.Context, app_name: str | None, as_json: bool) -> None:
         click.echo(f"  {s['service']:<16} {s['state']:<10} {s['health']:<10} {s['image']}")
     for d in info["drift"]:
         click.echo(f"  drift: {d['service']} {d['container']}: {d['kind']}: {d['detail']}")
-    others = [v for v in info["releases"] if v != current]
-    click.echo(f"kept releases: {', '.join(others) or 'none'}")
+    click.echo("releases kept: " + (", ".join(f"{v} (current)" if v == current else v for v in info["releases"])
+                                    or "none"))
     if info["pending"]:
         click.echo(f"interrupted operation pending: {info['pending']} (the next command finishes it)")
 
@@ -172,9 +172,11 @@ def history_cmd(ctx: click.Context, app_name: str | None, host_events: bool, as_
     if as_json:
         emit_json(entries)
         return
+    width = max([len(str(e.get("version") or "")) for e in entries] + [7])
     for e in entries:
-        extra = " ".join(f"{k}={v}" for k, v in sorted(e.items()) if k not in ("time", "event", "version"))
-        click.echo(f"{e['time']}  {e['event']:<12} {e.get('version') or '':<12} {extra}".rstrip())
+        extra = " ".join(f"{k}={v}" for k, v in sorted(e.items())
+                         if k not in ("time", "event", "version") and v not in (None, "", []))
+        click.echo(f"{e.get('time')}  {e.get('event', ''):<14} {e.get('version') or '-':<{width}}  {extra}".rstrip())
 
 
 @click.group("trust")

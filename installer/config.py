@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 from pathlib import Path
@@ -103,6 +104,10 @@ def read_import(path: Path) -> dict[str, str]:
     except yaml.YAMLError:
         doc = None
     if isinstance(doc, dict):
+        nested = sorted(str(k) for k, v in doc.items() if isinstance(v, (dict, list)) or v is None)
+        if nested:
+            raise SpecError(f"{path}: {', '.join(nested[:3])} has no single value; a setting is one string, "
+                            "number or boolean (is this a compose file?)")
         return {str(k): ("true" if v is True else "false" if v is False else str(v)) for k, v in doc.items()}
     lines = [line.strip() for line in text.splitlines() if line.strip() and not line.strip().startswith("#")]
     return parse_assignments(lines, f"{path}:")
@@ -137,6 +142,12 @@ def set_site_values(app: App, values: dict[str, str]) -> None:
     """Site values, never secrets: a name the release declares secret, or (before anything
     declares it) one that looks secret, must go through set-secret."""
     declared = {s.name: s.secret for s in declared_settings(app)}
+    unknown = sorted(set(values) - set(declared)) if app.current() else []
+    if unknown:   # before the first install nothing is declared yet: any name is taken
+        close = difflib.get_close_matches(unknown[0], declared, n=1)
+        raise SpecError(f"{app.name} declares no setting {unknown[0]}"
+                        + (f" (did you mean {close[0]}?)" if close else "")
+                        + f"; it has {', '.join(sorted(declared)) or 'none'}")
     for name in values:
         if declared.get(name, is_secret_name(name)):
             raise SpecError(f"{name} is secret: use satchel config set-secret {name} (reads standard input)")
