@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -47,6 +48,10 @@ def load_yaml(path: Path) -> Any:
             return yaml.load(fh, Loader=_StrictLoader)
     except OSError as exc:
         raise SpecError(f"cannot read {path}: {exc.strerror}") from None
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        raise SpecError(f"{where}: not valid YAML: {exc.problem or exc.context}") from None
     except yaml.YAMLError as exc:
         raise SpecError(f"{path} is not valid YAML: {str(exc).splitlines()[0]}") from None
 
@@ -168,7 +173,12 @@ def parse_spec(doc: Any, base: Path) -> Spec:
         raise SpecError("the spec must be a YAML mapping")
     unknown = set(doc) - _TOP_KEYS
     if unknown:
-        raise SpecError(f"unknown field(s) {', '.join(sorted(unknown))} (see docs/SPEC.md)")
+        hints = [f"{k} (did you mean {close[0]}?)" if (close := difflib.get_close_matches(str(k), _TOP_KEYS, n=1))
+                 else str(k) for k in sorted(unknown, key=str)]
+        raise SpecError(f"unknown field(s) {', '.join(hints)} (see docs/SPEC.md)")
+    for required in ("name", "version"):
+        if doc.get(required) in (None, ""):
+            raise SpecError(f"{required}: required (see docs/SPEC.md)")
     name, version = str(doc.get("name") or ""), str(doc.get("version") or "")
     if not APP_NAME.fullmatch(name):
         raise SpecError(f"name {name!r} must be lowercase letters, digits and dashes (max 64)")

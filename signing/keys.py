@@ -92,8 +92,13 @@ class SigningKey:
     def from_pem(cls, data: bytes, *, origin: str = "private key") -> SigningKey:
         try:
             key = serialization.load_pem_private_key(data, password=None)
-        except (ValueError, TypeError) as exc:
-            raise KeyFileError(f"{origin} is not an unencrypted PEM private key ({exc})") from None
+        except TypeError:
+            raise KeyFileError(f"{origin} is encrypted; Satchel reads unencrypted keys (keep the file 0600)") from None
+        except ValueError:
+            # The library's own text names its internals and a FAQ URL: say what it is instead.
+            what = "a PEM block that is not a private key" if b"-----BEGIN" in data else "not PEM at all"
+            raise KeyFileError(f"{origin} is not an unencrypted PEM private key ({what}); "
+                               "make one with satchel keygen") from None
         if not isinstance(key, ed25519.Ed25519PrivateKey | ec.EllipticCurvePrivateKey):
             raise KeyFileError(f"{origin}: unsupported key type (use Ed25519 or ECDSA P-256)")
         return cls(key, VerifyKey.from_public(key.public_key()))

@@ -260,6 +260,8 @@ def test_inspect_human_output(cli, write_spec, keys, test_images):
     ({"name": "h", "version": "1.0.0", "files": ["../etc/passwd"]}, "relative path inside"),
     ({"name": "h", "version": "1.0.0", "files": ["missing.txt"]}, "does not exist"),
     ({"name": "h", "version": "1.0.0", "settings": [{"name": "COMPOSE_FILE"}]}, "setting name COMPOSE_FILE is reserved"),
+    ({"name": "h"}, "version: required"),
+    ({"name": "h", "version": "1.0.0", "imagez": []}, "imagez (did you mean images?)"),
     ({"name": "h", "version": "1.0.0", "settings": [{"name": "DOCKER_HOST"}]}, "setting name DOCKER_HOST is reserved"),
 ])
 def test_bad_specs_exit_2_with_one_line(cli, write_spec, keys, doc, message):
@@ -267,6 +269,19 @@ def test_bad_specs_exit_2_with_one_line(cli, write_spec, keys, doc, message):
     res = cli("-q", "build", spec, "-o", spec.parent / "x.bundle", "--key", keys["vendor"],
               "--cache", spec.parent / "c")
     assert res.code == 2 and message in res.err and len(res.err.strip().splitlines()) == 1, res.err
+
+
+def test_yaml_errors_name_file_line_and_column(cli, tmp_path, keys):
+    (tmp_path / "satchel.yaml").write_text("name: a\nversion 1.0.0\n  images: [\n")
+    res = cli("build", tmp_path / "satchel.yaml", "-o", tmp_path / "x.bundle", "--key", keys["vendor"])
+    assert res.code == 2 and f"{tmp_path / 'satchel.yaml'}:3:9: not valid YAML" in res.err, res.err
+
+
+def test_a_bad_key_file_is_described_not_the_library_error(cli, tmp_path, write_spec):
+    (tmp_path / "bad.key").write_text("garbage\n")
+    spec = write_spec({"name": "h", "version": "1.0.0"})
+    res = cli("build", spec, "-o", tmp_path / "x.bundle", "--key", tmp_path / "bad.key")
+    assert res.code == 2 and "not PEM at all" in res.err and "http" not in res.err, res.err
 
 
 def test_duplicate_yaml_keys_are_refused(cli, tmp_path, keys):
