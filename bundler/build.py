@@ -176,6 +176,9 @@ def build(spec: Spec, output: Path, keys: Sequence[SigningKey], options: BuildOp
     manifest still pins them by digest and size, and names the base releases."""
     if not keys:
         raise SpecError("a bundle needs at least one signing key (--key NAME.key)")
+    if not (spec.images or spec.charts or spec.compose or spec.files or spec.installer):
+        reporter.warn(f"{spec.name} {spec.version} names no image, chart, compose file or file: "
+                      "the bundle will carry nothing to install")
     created = _created(now)
     store = Layout.create(options.cache / "oci", durable=False)
     chart_refs = {rel: _refs(chart_images(spec.base / rel), f"chart {rel}") for rel in spec.charts}

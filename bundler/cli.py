@@ -99,6 +99,8 @@ def inspect(bundle: Path, as_json: bool) -> None:
         return
     click.echo(f"{info['name']} {info['version']}  created {info['created']}"
                + (f"  expires {info['expires']}" if info["expires"] else ""))
+    if info["description"]:
+        click.echo(f"            {info['description']}")
     for s in info["signers"]:
         click.echo(f"signed by   {s['keyid']} ({s['algorithm']}, not verified here: run satchel verify)")
     if not info["signers"]:

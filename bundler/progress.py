@@ -22,6 +22,12 @@ class Reporter:
         if not self.quiet:
             click.echo(message, err=True)
 
+    def warn(self, message: str) -> None:
+        """Something the operator must know: shown even with -q (on stderr, so --json stays clean)."""
+        if self.log:
+            self.log(f"warning: {message}")
+        click.echo(f"satchel: warning: {message}", err=True)
+
     @contextmanager
     def bar(self, total: int, label: str) -> Iterator[Callable[[int], None]]:
         if not self.bars or total <= 0:

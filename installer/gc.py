@@ -52,6 +52,6 @@ def collect(host: Host, reporter: Reporter = QUIET) -> Collected:
         manifests = ManagedRegistry(host.registry_dir).collect_garbage(needed)
     except EnvironmentProblem as exc:
         # The deploy it follows has succeeded: a registry left uncleaned must not undo that.
-        reporter.step(f"warning: the local registry was not cleaned up: {exc}")
+        reporter.warn(f"the local registry was not cleaned up: {exc}")
         return Collected(blobs, freed)
     return Collected(blobs, freed, manifests)

@@ -103,7 +103,7 @@ def rollback(app: App, to: str | None, opts: InstallOptions, reporter: Reporter 
         expired = expired_at(app.host, release.manifest(), opts.now or now_utc())
         if expired:
             # Allowed: it ran here before, and rollback is how a site gets out of a bad upgrade.
-            reporter.step(f"warning: the bundle of {target_version} expired at {expired}; rolling back to it anyway")
+            reporter.warn(f"the bundle of {target_version} expired at {expired}; rolling back to it anyway")
             app.record("expired-rollback", version=target_version, expired=expired)
         if opts.registry is None:
             # The managed registry may have been restarted or emptied: push again (skips present blobs).

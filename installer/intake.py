@@ -192,7 +192,7 @@ def take_in(host: Host, bundle: Path, opts: InstallOptions, reporter: Reporter) 
         current = app.current()
         current_version = releases.version_of(app, current) if current else None
         if current and current_version is None:
-            reporter.step(f"warning: the current release {current} of {app.name} is missing or damaged; "
+            reporter.warn(f"the current release {current} of {app.name} is missing or damaged; "
                           "installing as if nothing were installed")
             current = None
         if version_key(manifest.min_installer) > version_key(satchel_version):

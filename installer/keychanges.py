@@ -24,7 +24,7 @@ def apply(host: Host, manifest: BundleManifest, manifest_bytes: bytes, signature
         trust.verify_signatures(manifest_bytes, signatures, store.keys(), store.threshold(), store.revoked())
     except TrustError:
         host.record("key-changes-ignored", version=manifest.version, reason="not signed by the trust store's keys")
-        reporter.step("warning: the key changes this bundle carries were ignored: keys this host trusts "
+        reporter.warn("the key changes this bundle carries were ignored: keys this host trusts "
                       f"(satchel trust list) did not sign it, {store.threshold()} needed")
         return
     for pem in manifest.trust_add:

@@ -347,3 +347,10 @@ def test_https_registry_with_custom_ca_and_bearer_token_auth(cli, write_spec, ke
     finally:
         reg.stop()
         tokens.stop()
+
+
+def test_an_empty_bundle_is_built_with_a_warning_and_inspect_shows_the_description(cli, write_spec, keys, tmp_path):
+    spec = write_spec({"name": "h", "version": "1.0.0", "description": "nothing yet"})
+    res = cli("-q", "build", spec, "-o", tmp_path / "e.bundle", "--key", keys["vendor"], "--cache", tmp_path / "c")
+    assert res.code == 0 and "satchel: warning: h 1.0.0 names no image" in res.err, res.err
+    assert "nothing yet" in cli("inspect", tmp_path / "e.bundle").out
