@@ -252,8 +252,10 @@ def _write_file(output: Path, write: Callable[[BinaryIO, Callable[[int], None]],
     """Write to a temporary name beside output, fsync, rename: never a half bundle under its name."""
     tmp = output.with_name(f".{output.name}.part")
     try:
-        with tmp.open("wb") as out, reporter.bar(total, "writing") as tick:
-            write(out, tick)
+        with tmp.open("wb") as out:
+            with reporter.bar(total, "writing") as tick:
+                write(out, tick)
+            reporter.step(f"syncing {output.name} to disk")
             out.flush()
             os.fsync(out.fileno())
         os.replace(tmp, output)

@@ -1,4 +1,7 @@
-"""Progress for long work: bars on a terminal, nothing when quiet or not a TTY."""
+"""Progress for long work, drawn with rich on a terminal: every phase gets a line, every
+byte-moving phase a bar with bytes, throughput and time left (a byte counter when the size
+is unknown, as from a pipe), and waits get a spinner with the time spent. Nothing but the
+lines when not a TTY; nothing at all with -q or --json (warnings excepted)."""
 
 from __future__ import annotations
 
@@ -7,6 +10,17 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import click
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
 
 
 class Reporter:
@@ -30,12 +44,28 @@ class Reporter:
 
     @contextmanager
     def bar(self, total: int, label: str) -> Iterator[Callable[[int], None]]:
-        if not self.bars or total <= 0:
+        """`tick(n)` for every n bytes done; `total` 0 or less when the size is unknown."""
+        if not self.bars:
             yield lambda n: None
             return
-        with click.progressbar(length=total, label=label, file=sys.stderr,
-                               show_pos=False, show_percent=True, show_eta=True) as bar:
-            yield bar.update
+        known = total > 0
+        columns = [TextColumn("{task.description}"), BarColumn() if known else SpinnerColumn(), DownloadColumn(),
+                   TransferSpeedColumn(), TimeRemainingColumn() if known else TimeElapsedColumn()]
+        with Progress(*columns, console=Console(stderr=True)) as progress:
+            task = progress.add_task(label, total=total if known else None)
+            yield lambda n: progress.advance(task, n)
+
+    @contextmanager
+    def waiting(self, message: str) -> Iterator[None]:
+        """A line, and on a terminal a spinner with the time spent until the block ends."""
+        self.step(message)
+        if not self.bars:
+            yield
+            return
+        with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+                      console=Console(stderr=True), transient=True) as progress:
+            progress.add_task("waiting")
+            yield
 
 
 QUIET = Reporter(quiet=True)

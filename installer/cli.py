@@ -150,7 +150,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args: list[str], debug: bool) -> int:
     try:
-        cli.main(args=hoist_global_options(args), prog_name="satchel", standalone_mode=False)
+        # Not standalone, click returns the code a command gave ctx.exit() instead of raising.
+        result = cli.main(args=hoist_global_options(args), prog_name="satchel", standalone_mode=False)
     except click.exceptions.Abort:
         click.echo(f"satchel: interrupted; {STOPPED}", err=True)
         return 130
@@ -176,7 +177,7 @@ def _run(args: list[str], debug: bool) -> int:
         if "--json" in args:     # scripts read stdout: the error is there too
             click.echo(json.dumps({"error": message, "exit": code}))
         return code
-    return 0
+    return result if isinstance(result, int) else 0
 
 
 if __name__ == "__main__":

@@ -285,15 +285,16 @@ def store_verify(ctx: click.Context, bundle: Path | None, keys: tuple[Path, ...]
             trusted = trusted_keys(host, [load_verify_key(k) for k in keys])
             repaired = storecheck.repair(host, bundle, report.wanted, trusted, reporter)
             report = storecheck.verify(host, reporter)
-    if as_json:
+    listed = ", ".join(d[:19] for d in sorted(report.wanted)[:3])
+    problem = f"{len(report.wanted)} blob(s) damaged or missing: {listed}; {StoreDamaged.FIX}" if report.wanted else ""
+    if as_json:   # one document, the problem in it (not a second one from the error path)
         emit_json({"checked": report.checked, "damaged": report.damaged, "missing": report.missing,
-                   "repaired": repaired})
-    else:
-        click.echo(f"{report.checked} blob(s) checked; {len(report.damaged)} damaged, {len(report.missing)} missing"
-                   + (f"; {repaired} put back from {bundle}" if bundle is not None else ""))
-    if report.wanted:
-        raise StoreDamaged(f"{len(report.wanted)} blob(s) damaged or missing: "
-                           + ", ".join(d[:19] for d in sorted(report.wanted)[:3]) + f"; {StoreDamaged.FIX}")
+                   "repaired": repaired, **({"error": problem, "exit": 4} if problem else {})})
+        ctx.exit(4 if problem else 0)
+    click.echo(f"{report.checked} blob(s) checked; {len(report.damaged)} damaged, {len(report.missing)} missing"
+               + (f"; {repaired} put back from {bundle}" if bundle is not None else ""))
+    if problem:
+        raise StoreDamaged(problem)
 
 
 @click.command("inventory")

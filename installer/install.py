@@ -58,7 +58,7 @@ def install(host: Host, bundle: Path, opts: InstallOptions, reporter: Reporter =
         app.begin(op="install", to=release_id, **{"from": current})
         client = registry_client(host, opts)
         reporter.step(f"pushing images to {client.endpoint.host}")
-        pushed = push_release(host.store, client, manifest)
+        pushed = push_release(host.store, client, manifest, reporter=reporter)
         faults.point("after-push")
 
         tmp = releases.staging_dir(app, release_id)

@@ -11,6 +11,7 @@ from bundler.oci.layout import Layout, LayoutEnd
 from bundler.oci.model import MAX_MANIFEST_BYTES, OCI_MANIFEST, Descriptor
 from bundler.oci.refs import Reference
 from bundler.oci.registry import Endpoint
+from bundler.progress import QUIET, Reporter
 
 from . import faults
 from .errors import StoreDamaged
@@ -75,7 +76,7 @@ class VerifiedEnd(LayoutEnd):
 
 
 def push_release(store: Layout, client: RegistrySink, manifest: BundleManifest, concurrency: int = 4,
-                 at_rest: bool = False) -> int:
+                 at_rest: bool = False, reporter: Reporter = QUIET) -> int:
     """Returns the number of blobs uploaded (0 when the registry already had everything).
     `at_rest`: the blobs were not verified by this run, so each one sent is hashed first."""
     local = (VerifiedEnd if at_rest else LayoutEnd)(store, "the content store")
@@ -83,7 +84,7 @@ def push_release(store: Layout, client: RegistrySink, manifest: BundleManifest, 
     for repo, tag, root in _artifacts(manifest):
         graph = walk(root, store.read_small(root, MAX_MANIFEST_BYTES), local)
         remote = _Repository(client, repo)
-        uploaded += copy_blobs(graph, local, remote, concurrency)
+        uploaded += copy_blobs(graph, local, remote, concurrency, bar=reporter.bar, label=f"pushing {repo}")
         faults.point("during-push")
         put_manifests(graph, remote)
         if tag:

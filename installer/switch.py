@@ -25,8 +25,8 @@ def deploy(app: App, version: str, previous: str | None, opts: InstallOptions, r
     app.switch(version)
     app.record("switch", version=version, previous=previous)
     faults.point("after-switch")
-    reporter.step(f"starting {release.project} {version} (waiting up to {opts.wait_timeout}s for health)")
-    ok, detail = for_release(release).apply(release, opts.wait_timeout)
+    with reporter.waiting(f"starting {release.project} {version} (waiting up to {opts.wait_timeout}s for health)"):
+        ok, detail = for_release(release).apply(release, opts.wait_timeout)
     faults.point("after-apply")
     if ok:
         app.record(event, version=version, previous=previous)
@@ -43,7 +43,8 @@ def deploy(app: App, version: str, previous: str | None, opts: InstallOptions, r
                                    "release, so it was stopped")
     old = releases.load(app, previous)
     app.switch(previous)
-    restored, why = for_release(old).apply(old, opts.wait_timeout)
+    with reporter.waiting(f"restoring {previous} (waiting up to {opts.wait_timeout}s for health)"):
+        restored, why = for_release(old).apply(old, opts.wait_timeout)
     app.end()
     # The report is redacted and written only now: the restore does not wait for it.
     reporter.step(rollback_report.write(app, release, draft).rstrip())
