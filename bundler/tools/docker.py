@@ -16,8 +16,10 @@ def _client() -> Any:
     try:
         client = docker.from_env()
         client.ping()
-    except DockerException as exc:
-        raise EnvironmentProblem(f"the Docker engine is not reachable ({exc}); start dockerd "
+    except DockerException:
+        # The SDK's text is a chain of reprs; the address is what the operator can act on.
+        where = os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+        raise EnvironmentProblem(f"the Docker engine is not reachable at {where}; start dockerd "
                                  "or set DOCKER_HOST") from None
     return client
 

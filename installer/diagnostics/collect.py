@@ -47,7 +47,10 @@ class Collection:
     def run(self, name: str, collector: Callable[[Collection], None]) -> None:
         try:
             collector(self)
-        except Exception as exc:
+        except SatchelError as exc:    # our own one-line message says it all
+            self.errors.append({"collector": name, "error": str(exc).splitlines()[0],
+                                "where": traceback.extract_tb(exc.__traceback__)[-1].name})
+        except Exception as exc:       # a bug or a library's surprise: its kind helps the vendor
             self.errors.append({"collector": name, "error": f"{type(exc).__name__}: {exc}".splitlines()[0],
                                 "where": traceback.extract_tb(exc.__traceback__)[-1].name})
 
