@@ -30,7 +30,7 @@ def main() -> None:
         subprocess.run([*SATCHEL, "-q", "build", str(spec), "-o", str(bundle), "--key", str(work / "k.key"),
                         "--cache", str(work / "cache")], check=True)
         unpacked = json.loads(subprocess.run([*SATCHEL, "inspect", str(bundle), "--json"], check=True,
-                                             capture_output=True, text=True).stdout)["dedupedSize"] / 1e6
+                                             capture_output=True, text=True).stdout)["deduped_size"] / 1e6
 
         env = f"SATCHEL_ROOT={work / 'root'}"
         install = [*SATCHEL, "-q", "install", str(bundle), "--key", str(work / "k.pub"), "--registry", dest.host]

@@ -1,8 +1,13 @@
-"""What every command prints the same way, vendor and customer side: JSON and sizes."""
+"""What every command prints the same way, vendor and customer side: JSON and sizes.
+
+Command output uses snake_case keys. The bundle format (manifest.json) keeps the camelCase of
+the OCI specifications it sits next to; output keys that were camelCase before 0.2 are still
+printed beside their snake_case form for one release (docs/OPERATIONS.md, "JSON output")."""
 
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import click
@@ -16,5 +21,23 @@ def human(n: float) -> str:
     raise AssertionError
 
 
+_CAMEL = re.compile(r"(?<=[a-z0-9])([A-Z])")
+
+
+def snake_case(data: Any) -> Any:
+    """Every camelCase key also under its snake_case name (the camelCase one is deprecated)."""
+    if isinstance(data, list):
+        return [snake_case(v) for v in data]
+    if not isinstance(data, dict):
+        return data
+    out = {}
+    for key, value in data.items():
+        value = snake_case(value)
+        out[key] = value
+        if isinstance(key, str) and _CAMEL.search(key):
+            out[_CAMEL.sub(lambda m: "_" + m.group(1).lower(), key)] = value
+    return out
+
+
 def emit_json(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2, sort_keys=True))
+    click.echo(json.dumps(snake_case(data), indent=2, sort_keys=True))

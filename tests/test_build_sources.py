@@ -54,8 +54,9 @@ def test_registry_images_keep_their_digests_and_share_layers(cli, write_spec, ke
     assert by_ref[f"{host}/acme/worker:worker-1.0"]["digest"] == registry_digest(host, "acme/worker", "worker-1.0")
     assert all(i["platforms"] == ["linux/amd64"] for i in info["images"])
     # The busybox layer is shared: stored once, reported as shared.
-    assert info["sharedBlobs"] == 1 and info["sharedBytes"] > 500_000
-    assert info["dedupedSize"] < info["totalSize"]
+    assert info["shared_blobs"] == 1 and info["shared_bytes"] > 500_000
+    assert info["deduped_size"] < info["total_size"]
+    assert info["dedupedSize"] == info["deduped_size"]          # the camelCase key, deprecated, one more release
     names = members(spec.parent / "out.bundle")
     assert len(names) == len(set(names))
 
