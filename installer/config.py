@@ -35,6 +35,9 @@ def _read(path: Path) -> dict[str, str]:
         raise SpecError(f"{path} is damaged; fix or remove it") from None
 
 
+LOCK_WAIT = 60   # seconds a configuration change waits for another satchel command
+
+
 class SiteConfig:
     def __init__(self, app: App) -> None:
         self.app = app
@@ -48,23 +51,29 @@ class SiteConfig:
     def secrets(self) -> dict[str, str]:
         return _read(self.secrets_file)
 
+    # Each change reads, changes and writes a file: under the root's lock, so that concurrent
+    # writers queue (waiting up to LOCK_WAIT seconds) and none loses an update.
+
     def set(self, values: dict[str, str]) -> None:
-        write_atomic(self.site_file, json.dumps({**self.site(), **values}, indent=1, sort_keys=True).encode())
+        with self.app.host.lock(LOCK_WAIT):
+            write_atomic(self.site_file, json.dumps({**self.site(), **values}, indent=1, sort_keys=True).encode())
 
     def unset(self, name: str) -> bool:
-        site, secrets = self.site(), self.secrets()
-        if name in site:
-            del site[name]
-            write_atomic(self.site_file, json.dumps(site, indent=1, sort_keys=True).encode())
-            return True
-        if name in secrets:
-            del secrets[name]
-            self._write_secrets(secrets)
-            return True
-        return False
+        with self.app.host.lock(LOCK_WAIT):
+            site, secrets = self.site(), self.secrets()
+            if name in site:
+                del site[name]
+                write_atomic(self.site_file, json.dumps(site, indent=1, sort_keys=True).encode())
+                return True
+            if name in secrets:
+                del secrets[name]
+                self._write_secrets(secrets)
+                return True
+            return False
 
     def set_secret(self, name: str, value: str) -> None:
-        self._write_secrets({**self.secrets(), name: value})
+        with self.app.host.lock(LOCK_WAIT):
+            self._write_secrets({**self.secrets(), name: value})
 
     def _write_secrets(self, secrets: dict[str, str]) -> None:
         self.secrets_dir.mkdir(mode=0o700, parents=True, exist_ok=True)

@@ -16,8 +16,6 @@ from .config import show as show_config
 from .configure import apply_config
 from .options import InstallOptions
 
-LOCK_WAIT = 60   # seconds a configuration change waits for another satchel command
-
 
 @click.group("config")
 def config_cmd() -> None:
@@ -32,8 +30,7 @@ def config_set(ctx: click.Context, assignments: tuple[str, ...], app_name: str |
     """Set site values (not secrets); they apply from the next install or config apply."""
     app = app_of(ctx, app_name, new=True)
     values = parse_assignments(assignments, "config set")
-    with app.host.lock(LOCK_WAIT):   # concurrent writers queue; none loses an update
-        set_site_values(app, values)
+    set_site_values(app, values)
     click.echo(f"set {', '.join(sorted(values))}; run satchel config apply to use them now")
 
 
@@ -43,10 +40,7 @@ def config_set(ctx: click.Context, assignments: tuple[str, ...], app_name: str |
 @click.pass_context
 def config_unset(ctx: click.Context, name: str, app_name: str | None) -> None:
     """Remove a site value or secret."""
-    app = app_of(ctx, app_name, new=True)
-    with app.host.lock(LOCK_WAIT):
-        removed = SiteConfig(app).unset(name)
-    if not removed:
+    if not SiteConfig(app_of(ctx, app_name, new=True)).unset(name):
         raise SpecError(f"{name} is not set on this host")
     click.echo(f"unset {name}")
 
@@ -70,8 +64,7 @@ def config_set_secret(ctx: click.Context, name: str, app_name: str | None) -> No
     value = str(click.prompt(name, hide_input=True)) if sys.stdin.isatty() else sys.stdin.read().rstrip("\n")
     if not value:
         raise SpecError(f"no value for {name} on standard input")
-    with app.host.lock(LOCK_WAIT):
-        SiteConfig(app).set_secret(name, value)
+    SiteConfig(app).set_secret(name, value)
     click.echo(f"secret {name} set; run satchel config apply to use it now")
 
 
