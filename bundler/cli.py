@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import click
@@ -180,4 +181,16 @@ def _input_size(path: Path) -> int:
     return path.stat().st_size if path.is_file() else 0
 
 
-COMMANDS = [keygen, build_cmd, split_cmd, inspect, verify, verify_kit_cmd]
+@click.command("schema")
+def schema_cmd() -> None:
+    """Print the JSON schema of satchel.yaml (for editors; also docs/satchel.schema.json)."""
+    click.echo(spec_schema())
+
+
+def spec_schema() -> str:
+    from .spec_model import SpecModel  # pydantic: imported only by the commands that need it
+
+    return json.dumps(SpecModel.model_json_schema(), indent=2, sort_keys=True)
+
+
+COMMANDS = [keygen, build_cmd, split_cmd, inspect, verify, verify_kit_cmd, schema_cmd]

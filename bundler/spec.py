@@ -3,26 +3,19 @@
 from __future__ import annotations
 
 import difflib
+import re
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, get_args
 
 import yaml
+from pydantic import BaseModel, ValidationError
 
-from signing.grammar import APP_NAME, ENV_NAME, KEY_ID, SEMVER
-
-from . import targets
 from .errors import SpecError
 from .oci.model import Platform
 from .oci.refs import Reference
 from .settings import Setting
-
-SOURCE_KINDS = ("registry", "docker", "oci", "archive", "dir")
-_IMAGE_KEYS = {"ref", "source", "platforms", "platform", "entrypoint", "cmd", "env", "workdir", "user",
-               "labels"}
-_DIR_ONLY = _IMAGE_KEYS - {"ref", "source", "platforms"}
-_TOP_KEYS = {"name", "version", "description", "expires", "platforms", "registries", "images",
-             "compose", "charts", "files", "secrets", "target", "keys", "settings", "installer"}
+from .spec_model import DIR_ONLY, ImageModel, SpecModel
 
 
 class _StrictLoader(yaml.SafeLoader):
@@ -42,10 +35,23 @@ def _mapping(loader: _StrictLoader, node: yaml.MappingNode) -> dict[Any, Any]:
 _StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping)
 
 
+Marks = dict[tuple[Any, ...], tuple[int, int]]
+
+
 def load_yaml(path: Path) -> Any:
+    return load_yaml_marked(path)[0]
+
+
+def load_yaml_marked(path: Path) -> tuple[Any, Marks]:
+    """The document, and the line and column (1-based) of every key and item, by path."""
     try:
         with path.open("rb") as fh:
-            return yaml.load(fh, Loader=_StrictLoader)
+            loader = _StrictLoader(fh)
+            try:
+                node = loader.get_single_node()
+                return (loader.construct_document(node) if node is not None else None), _marks(node)
+            finally:
+                loader.dispose()
     except OSError as exc:
         raise SpecError(f"cannot read {path}: {exc.strerror}") from None
     except yaml.MarkedYAMLError as exc:
@@ -54,6 +60,21 @@ def load_yaml(path: Path) -> Any:
         raise SpecError(f"{where}: not valid YAML: {exc.problem or exc.context}") from None
     except yaml.YAMLError as exc:
         raise SpecError(f"{path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+
+
+def _marks(node: yaml.Node | None, at: tuple[Any, ...] = ()) -> Marks:
+    out: Marks = {}
+    if node is None:
+        return out
+    out[at] = (node.start_mark.line + 1, node.start_mark.column + 1)
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            out |= _marks(value, (*at, key.value))
+            out[(*at, key.value)] = (key.start_mark.line + 1, key.start_mark.column + 1)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            out |= _marks(item, (*at, i))
+    return out
 
 
 @dataclass(frozen=True)
@@ -93,13 +114,9 @@ class Spec:
     installer: str | None = None        # path of a Satchel kit that customers' Satchel upgrades to
 
 
-def _platforms(value: Any, where: str) -> tuple[Platform, ...]:
-    if value is None:
-        return ()
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise SpecError(f"{where}: platforms must be a list like [linux/amd64]")
+def _platforms(value: list[str] | None, where: str) -> tuple[Platform, ...]:
     try:
-        return tuple(Platform.parse(v) for v in value)
+        return tuple(Platform.parse(v) for v in value or ())
     except ValueError as exc:
         raise SpecError(f"{where}: {exc}") from None
 
@@ -114,115 +131,109 @@ def relative_path(value: Any, where: str) -> str:
     return str(path)
 
 
-def _paths(doc: dict[str, Any], key: str) -> tuple[str, ...]:
-    items = doc.get(key) or []
-    if not isinstance(items, list):
-        raise SpecError(f"{key}: expected a list of paths")
-    out = tuple(relative_path(v, f"{key}[{i}]") for i, v in enumerate(items))
+def _paths(values: list[str], key: str) -> tuple[str, ...]:
+    out = tuple(relative_path(v, f"{key}[{i}]") for i, v in enumerate(values))
     if len(set(out)) != len(out):
         raise SpecError(f"{key}: a path is listed twice")
     return out
 
 
-def _image(obj: Any, i: int, base: Path) -> ImageSpec:
+def _image(model: ImageModel | str, i: int, base: Path) -> ImageSpec:
     where = f"images[{i}]"
-    if isinstance(obj, str):
-        obj = {"ref": obj}
-    if not isinstance(obj, dict) or not isinstance(obj.get("ref"), str):
-        raise SpecError(f"{where}: expected a mapping with a ref")
-    unknown = set(obj) - _IMAGE_KEYS
-    if unknown:
-        raise SpecError(f"{where}: unknown field(s) {', '.join(sorted(unknown))}")
-    text = obj["ref"]
-    ref = Reference.parse(text)
-    source = str(obj.get("source") or "registry")
-    kind, _, arg = source.partition(":")
-    if kind not in SOURCE_KINDS:
-        raise SpecError(f"{where}: unknown source {source!r} (use {', '.join(SOURCE_KINDS)})")
-    if (kind in ("oci", "archive", "dir")) != bool(arg):
-        raise SpecError(f"{where}: source {source!r} " + ("needs a path, as in dir:./rootfs" if not arg
-                                                          else "takes no path"))
-    if kind != "dir" and set(obj) & _DIR_ONLY:
-        raise SpecError(f"{where}: {', '.join(sorted(set(obj) & _DIR_ONLY))} only apply to dir: sources")
-    options = {k: obj[k] for k in _DIR_ONLY if k in obj}
+    image = ImageModel.model_validate({"ref": model}) if isinstance(model, str) else model
+    ref = Reference.parse(image.ref)
+    kind, _, arg = image.source.partition(":")
+    options = {k: getattr(image, k) for k in DIR_ONLY if getattr(image, k) is not None}
     if "platform" in options:
-        try:
-            options["platform"] = Platform.parse(str(options["platform"]))
-        except ValueError as exc:
-            raise SpecError(f"{where}: {exc}") from None
-    path = (base / arg) if arg else None
-    return ImageSpec(ref, text, kind, path, _platforms(obj.get("platforms"), where), options)
+        options["platform"] = _platforms([options["platform"]], where)[0]
+    return ImageSpec(ref, image.ref, kind, (base / arg) if arg else None, _platforms(image.platforms, where), options)
 
 
-def _registries(value: Any) -> dict[str, RegistryOptions]:
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise SpecError("registries: expected a mapping of host -> options")
-    out = {}
-    for host, opts in value.items():
-        opts = opts or {}
-        if not isinstance(opts, dict) or set(opts) - {"insecure", "ca"}:
-            raise SpecError(f"registries.{host}: only 'insecure' and 'ca' are allowed")
-        out[str(host)] = RegistryOptions(bool(opts.get("insecure", False)), opts.get("ca"))
-    return out
+def parse_spec(doc: Any, base: Path, marks: Marks | None = None, origin: str = "") -> Spec:
+    """Structure from the model (spec_model.py), meaning from here; each error names its place."""
+    try:
+        return _spec(SpecModel.model_validate(doc), base)
+    except ValidationError as exc:
+        raise SpecError(_located(exc.errors()[0], marks or {}, origin)) from None
+    except SpecError as exc:
+        raise SpecError(_place(str(exc), marks or {}, origin)) from None
 
 
-def parse_spec(doc: Any, base: Path) -> Spec:
-    if not isinstance(doc, dict):
-        raise SpecError("the spec must be a YAML mapping")
-    unknown = set(doc) - _TOP_KEYS
-    if unknown:
-        hints = [f"{k} (did you mean {close[0]}?)" if (close := difflib.get_close_matches(str(k), _TOP_KEYS, n=1))
-                 else str(k) for k in sorted(unknown, key=str)]
-        raise SpecError(f"unknown field(s) {', '.join(hints)} (see docs/SPEC.md)")
-    for required in ("name", "version"):
-        if doc.get(required) in (None, ""):
-            raise SpecError(f"{required}: required (see docs/SPEC.md)")
-    name, version = str(doc.get("name") or ""), str(doc.get("version") or "")
-    if not APP_NAME.fullmatch(name):
-        raise SpecError(f"name {name!r} must be lowercase letters, digits and dashes (max 64)")
-    if not SEMVER.fullmatch(version):
-        raise SpecError(f"version {version!r} is not a semantic version like 1.2.3")
-    images = doc.get("images") or []
-    if not isinstance(images, list):
-        raise SpecError("images: expected a list")
-    parsed = tuple(_image(obj, i, base) for i, obj in enumerate(images))
-    refs = [str(i.ref) for i in parsed]
+def _spec(m: SpecModel, base: Path) -> Spec:
+    images = tuple(_image(obj, i, base) for i, obj in enumerate(m.images))
+    refs = [str(i.ref) for i in images]
     if len(set(refs)) != len(refs):
         raise SpecError(f"images: {next(r for r in refs if refs.count(r) > 1)} is listed twice")
-    expires = doc.get("expires")
-    secrets = doc.get("secrets") or []
-    if not isinstance(secrets, list) or not all(isinstance(s, str) and ENV_NAME.fullmatch(s) for s in secrets):
-        raise SpecError("secrets: expected a list of environment variable names")
-    target = str(doc.get("target") or "")
-    if target and target not in targets.TARGETS:
-        raise SpecError(f"target {target!r}: choose {' or '.join(targets.TARGETS)}")
-    keys = doc.get("keys") or {}
-    if not isinstance(keys, dict) or set(keys) - {"add", "revoke"}:
-        raise SpecError("keys: expected {add: [KEY.pub, ...], revoke: [KEYID, ...]}")
-    revoke = [str(k) for k in keys.get("revoke") or []]
-    if not all(KEY_ID.fullmatch(k) for k in revoke):
-        raise SpecError("keys.revoke: key ids are 64 lowercase hex digits (satchel keygen prints them)")
-    raw_settings = doc.get("settings") or []
-    if not isinstance(raw_settings, list):
-        raise SpecError("settings: expected a list of {name, type, default, required, secret, description}")
-    settings = tuple(Setting.from_json(o, f"settings[{i}]") for i, o in enumerate(raw_settings))
+    settings = tuple(Setting.from_json(o.model_dump(exclude_unset=True), f"settings[{i}]")
+                     for i, o in enumerate(m.settings))
     if len({s.name for s in settings}) != len(settings):
         raise SpecError("settings: a name is declared twice")
-    return Spec(settings=settings, name=name, version=version, base=base, images=parsed, compose=_paths(doc, "compose"),
-                charts=_paths(doc, "charts"), files=_paths(doc, "files"),
-                platforms=_platforms(doc.get("platforms"), "platforms"),
-                registries=_registries(doc.get("registries")),
-                expires=str(expires) if expires is not None else None,
-                description=str(doc.get("description") or ""), secrets=tuple(sorted(set(secrets))),
-                target=target, trust_add=tuple(relative_path(p, "keys.add") for p in keys.get("add") or []),
-                trust_revoke=tuple(revoke),
-                installer=relative_path(doc["installer"], "installer") if doc.get("installer") else None)
+    return Spec(name=m.name, version=m.version, base=base, images=images, compose=_paths(m.compose, "compose"),
+                charts=_paths(m.charts, "charts"), files=_paths(m.files, "files"),
+                platforms=_platforms(m.platforms, "platforms"),
+                registries={str(h): RegistryOptions(o.insecure, o.ca) if o else RegistryOptions()
+                            for h, o in (m.registries or {}).items()},
+                expires=str(m.expires) if m.expires is not None else None, description=m.description,
+                secrets=tuple(sorted(set(m.secrets))), target=m.target,
+                trust_add=tuple(relative_path(p, "keys.add") for p in m.keys.add), trust_revoke=tuple(m.keys.revoke),
+                settings=settings, installer=relative_path(m.installer, "installer") if m.installer else None)
+
+
+def _located(error: Any, marks: Marks, origin: str) -> str:
+    """One pydantic error as Satchel's one line: where, what, and for an unknown key the known one
+    it most likely meant."""
+    loc = tuple(p for p in error["loc"] if p not in ("str", "ImageModel") and not str(p).startswith("function-"))
+    dotted = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".")
+    kind, message = error["type"], str(error["msg"]).removeprefix("Value error, ")
+    if kind == "extra_forbidden":
+        known = _fields_at(loc[:-1])
+        close = difflib.get_close_matches(str(loc[-1]), known, n=1)
+        message = f"unknown field(s) {loc[-1]}" + (f" (did you mean {close[0]}?)" if close else "") + \
+            " (see docs/SPEC.md)"
+        dotted = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc[:-1]).lstrip(".")
+    elif kind == "missing":
+        message = "required (see docs/SPEC.md)"
+    return _where(loc, marks, origin) + (f"{dotted}: {message}" if dotted and not message.startswith(
+        dotted.split(".")[-1].split("[")[0] + " ") else message)
+
+
+def _fields_at(loc: tuple[Any, ...]) -> list[str]:
+    """The field names of the model at `loc` (list indexes and mapping keys skipped)."""
+    model: type[BaseModel] = SpecModel
+    for part in loc:
+        field = model.model_fields.get(str(part)) if isinstance(part, str) else None
+        if field is not None:
+            nested = _models_in(field.annotation)
+            if not nested:
+                return []
+            model = nested[0]
+    return list(model.model_fields)
+
+
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [m for arg in get_args(annotation) for m in _models_in(arg)]
+
+
+def _where(loc: tuple[Any, ...], marks: Marks, origin: str) -> str:
+    for n in range(len(loc), -1, -1):
+        if loc[:n] in marks:
+            line, column = marks[loc[:n]]
+            return f"{origin}:{line}:{column}: " if origin else f"line {line}, column {column}: "
+    return f"{origin}: " if origin else ""
+
+
+def _place(message: str, marks: Marks, origin: str) -> str:
+    """A SpecError from the meaning checks, placed by the path its message starts with."""
+    head = message.split(":", 1)[0].split(" ", 1)[0]
+    loc = tuple(int(p) if p.isdigit() else p for p in re.findall(r"[A-Za-z_]+|\d+", head))
+    return _where(loc, marks, origin) + message if loc and loc[0] in SpecModel.model_fields else message
 
 
 def load_spec(path: Path) -> Spec:
     if path.is_dir():
         path = path / "satchel.yaml"
-    return parse_spec(load_yaml(path), path.parent.resolve())
+    doc, marks = load_yaml_marked(path)
+    return parse_spec(doc, path.parent.resolve(), marks, str(path))
 

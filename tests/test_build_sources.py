@@ -355,3 +355,16 @@ def test_an_empty_bundle_is_built_with_a_warning_and_inspect_shows_the_descripti
     res = cli("-q", "build", spec, "-o", tmp_path / "e.bundle", "--key", keys["vendor"], "--cache", tmp_path / "c")
     assert res.code == 0 and "satchel: warning: h 1.0.0 names no image" in res.err, res.err
     assert "nothing yet" in cli("inspect", tmp_path / "e.bundle").out
+
+
+def test_the_committed_json_schema_is_current(cli):
+    """docs/satchel.schema.json is what `satchel schema` prints (regenerate it with that command)."""
+    committed = (Path(__file__).resolve().parents[1] / "docs" / "satchel.schema.json").read_text()
+    assert cli("schema").out == committed
+
+
+def test_spec_errors_name_the_place_and_the_likely_field(cli, tmp_path, keys):
+    (tmp_path / "satchel.yaml").write_text("name: a\nversion: 1.0.0\nimages:\n  - ref: acme/web:1\n    sorce: docker\n")
+    res = cli("build", tmp_path / "satchel.yaml", "-o", tmp_path / "x.bundle", "--key", keys["vendor"])
+    assert res.code == 2 and res.err.strip() == (f"satchel: error: {tmp_path / 'satchel.yaml'}:5:5: images[0]: unknown "
+                                                  "field(s) sorce (did you mean source?) (see docs/SPEC.md)"), res.err
