@@ -117,6 +117,12 @@ def test_findings_for_unhealthy_container_and_rolled_back_install(installed, tmp
     assert web_check[0] == "fail" and "unhealthy" in web_check[1]
     assert checks["last-install"][0] == "warn" and "rolled-back 1.0.0" in checks["last-install"][1]
     assert "1.2.0" in checks["last-install"][1]
+    # The vendor's page: the rollback report, the failure highlighted, the log tails.
+    page = tmp_path / "page.html"
+    assert installed.run("diagnostics", "open", out, "--html", page).returncode == 0
+    html = page.read_text()
+    assert "<h2>Rollback reports</h2>" in html and "rollback report: 1.2.0" in html
+    assert '<tr class="bad">' in html and html.index("1.2.0") < html.rindex("installed")
 
 
 def test_broken_environments_still_produce_an_archive(installed, tmp_path):
@@ -163,8 +169,9 @@ def test_encryption_round_trip_wrong_identity_and_html(installed, tmp_path):
     assert res.returncode == 0, res.stderr
     assert "current release: 1.0.0" in res.stdout and "findings:" in res.stdout
     page = html.read_text()
-    for text in ("<h2>Findings</h2>", "<h2>Release timeline</h2>", "<h2>Containers</h2>", "installed", "1.0.0",
-                 "healthy", "PASS"):
+    for text in ("<h2>Findings</h2>", "<h2>Release timeline (newest first)</h2>", "<h2>Containers</h2>",
+                 "installed", "1.0.0", "healthy", "PASS", "<h2>Logs</h2>", 'class="log"', "health probe:",
+                 "signed by", "by Satchel 0."):
         assert text in page, text
     assert all(s not in page for s in SECRETS)
 
@@ -257,8 +264,12 @@ def test_a_received_archive_cannot_script_the_vendors_viewer(tmp_path, cli):
     res = cli("diagnostics", "open", path, "--html", page)
     assert res.code == 0, res.err
     html = page.read_text()
-    assert "<script" not in html and "<img" not in html and "&lt;script&gt;" in html
-    assert "Content-Security-Policy" in html and "default-src 'none'" in html
+    assert "<img" not in html and "&lt;script&gt;" in html
+    # One script runs: the page's own log filter, allowed by its hash and nothing else.
+    from installer.diagnostics.report import FILTER_SCRIPT, SCRIPT_HASH
+
+    assert html.count("<script") == 1 and f"<script>{FILTER_SCRIPT}</script>" in html
+    assert f"default-src 'none'; style-src 'unsafe-inline'; script-src '{SCRIPT_HASH}'" in html
     assert "\x1b" not in res.out and "\x07" not in res.out
     HOSTILE_COUNTS["diagnostics viewer"] += 1
 

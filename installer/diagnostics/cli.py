@@ -82,9 +82,8 @@ def open_cmd(archive_path: Path, identity: Path | None, html_out: Path | None, a
         raise BundleError("the diagnostics archive's analysis.json is not an object")
     if html_out:
         facts, hidden = opened.json("facts.json"), opened.json("redaction-report.json")
-        html_out.write_text(report.html(facts if isinstance(facts, dict) else {}, analysis.get("findings"),
-                                        analysis.get("errors"), hidden.get("hidden") if isinstance(hidden, dict)
-                                        else []))
+        html_out.write_text(report.html(facts, analysis.get("findings"), analysis.get("errors"),
+                                        hidden.get("hidden") if isinstance(hidden, dict) else [], opened.files))
     if as_json:
         emit_json(analysis)
     else:

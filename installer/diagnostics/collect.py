@@ -5,6 +5,7 @@ matters most). Nothing here redacts: the archive writer does, for every file."""
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import platform
@@ -16,13 +17,15 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from bundler import __version__ as satchel_version
 from bundler.errors import SatchelError
-from bundler.format import MANIFEST
+from bundler.format import MANIFEST, SIGNATURES
 from bundler.manifest import parse_manifest
 from bundler.oci.digest import copy_hashed
 from bundler.oci.refs import Reference
 from bundler.oci.registry import Endpoint, RegistryClient
 from bundler.tools import docker
+from signing import envelope
 from signing.grammar import utc_stamp
 from signing.keys import load_verify_key
 
@@ -57,7 +60,8 @@ class Collection:
 
 def satchel_state(host: Host, app: App | None, since: datetime | None) -> Callable[[Collection], None]:
     def collect(c: Collection) -> None:
-        state: dict[str, Any] = {"root": str(host.path), "exists": host.path.is_dir(),
+        state: dict[str, Any] = {"satchel_version": satchel_version, "root": str(host.path),
+                                 "exists": host.path.is_dir(),
                                  "app": app.name if app else None, "apps": [a.name for a in host.apps()],
                                  "current": app.current() if app else None, "journal": app.journal() if app else None,
                                  "releases": {}, "state_errors": []}
@@ -92,9 +96,12 @@ def _app_state(c: Collection, app: App, state: dict[str, Any]) -> None:
             c.files[f"satchel/releases/{rel.name}/{f.relative_to(rel)}"] = f.read_text(errors="replace")
         try:
             entry["info"] = json.loads((rel / "release.json").read_text())
-            manifest = parse_manifest((rel / MANIFEST).read_bytes())
+            manifest_bytes = (rel / MANIFEST).read_bytes()
+            manifest = parse_manifest(manifest_bytes)
             entry["created"] = manifest.created
             entry["secrets"] = list(manifest.secrets)
+            entry["manifest_digest"] = f"sha256:{hashlib.sha256(manifest_bytes).hexdigest()}"
+            entry["signers"] = [sig.keyid for sig in envelope.parse((rel / SIGNATURES).read_bytes())]
         except (OSError, ValueError) as exc:
             state["state_errors"].append(f"release {rel.name} is unreadable: {exc}")
     for report in sorted(app.reports.glob("*.txt")):

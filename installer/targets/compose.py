@@ -155,7 +155,9 @@ class ComposeTarget:
             containers.append({"name": name, "service": attrs["Config"]["Labels"].get("com.docker.compose.service"),
                                "image": attrs["Config"].get("Image"), "status": state.get("Status"),
                                "health": (state.get("Health") or {}).get("Status", ""),
-                               "restart_count": attrs.get("RestartCount", 0), "exit_code": state.get("ExitCode")})
+                               "restart_count": attrs.get("RestartCount", 0), "exit_code": state.get("ExitCode"),
+                               "health_log": [str(h.get("Output", "")).strip()[-500:]
+                                              for h in ((state.get("Health") or {}).get("Log") or [])[-3:]]})
             c.add_json(f"docker/containers/{name}.json", attrs)
             c.files[f"docker/logs/{name}.log"] = item["logs"]
         c.facts["containers"] = containers
