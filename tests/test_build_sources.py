@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import os
 import shutil
 import subprocess
 import tarfile
@@ -99,6 +100,26 @@ def test_basic_auth_registry(cli, write_spec, keys, test_images, auth_registry, 
     monkeypatch.setenv("DOCKER_CONFIG", str(cfg))
     info = build_ok(cli, spec, keys)
     assert info["images"][0]["digest"] == registry_digest(test_images.registry.host, "acme/web", "web-1.0")
+
+
+def test_credentials_from_a_docker_credential_helper(cli, write_spec, keys, test_images, auth_registry, tmp_path,
+                                                      monkeypatch):
+    """config.json names a helper for the host (credHelpers), as `docker login` with a
+    credential store leaves it: Satchel asks the helper, like Docker does."""
+    auth_registry.push_layout(test_images.layout, "web-1.0", "private/web")
+    spec = write_spec({"name": "p", "version": "1.0.0", "images": [f"{auth_registry.host}/private/web:web-1.0"]})
+    bin_dir, cfg = tmp_path / "bin", tmp_path / "docker-config"
+    bin_dir.mkdir()
+    cfg.mkdir()
+    helper = bin_dir / "docker-credential-satcheltest"
+    helper.write_text('#!/bin/sh\nread host\nprintf \'{"ServerURL":"%s","Username":"vendor","Secret":"s3cret-pw"}\' '
+                      '"$host"\n')
+    helper.chmod(0o755)
+    (cfg / "config.json").write_text(json.dumps({"credHelpers": {auth_registry.host: "satcheltest"}}))
+    monkeypatch.setenv("DOCKER_CONFIG", str(cfg))
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    assert build_ok(cli, spec, keys)["images"][0]["digest"] == registry_digest(test_images.registry.host, "acme/web",
+                                                                              "web-1.0")
 
 
 def test_missing_image_and_unreachable_registry(cli, write_spec, keys, test_images, tmp_path):

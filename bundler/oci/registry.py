@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import re
 import time
 from collections.abc import Iterator
@@ -56,28 +55,35 @@ class Endpoint:
 
 
 def docker_credentials(host: str) -> tuple[str, str] | None:
-    """Credentials for `host` from $DOCKER_CONFIG/config.json (what `docker login` wrote)."""
-    config = Path(os.environ.get("DOCKER_CONFIG") or Path.home() / ".docker") / "config.json"
+    """Credentials for `host` as `docker login` left them: $DOCKER_CONFIG/config.json, its
+    `auths`, and the credential helpers it names (`credsStore`, `credHelpers`), read through
+    the Docker SDK's own auth module."""
+    from docker import auth  # imported here: verifying a bundle needs no Docker SDK
+    from docker.errors import DockerException
+
     try:
-        auths = json.loads(config.read_text()).get("auths") or {}
-    except (OSError, ValueError):
+        config = auth.load_config()
+        found = config.resolve_authconfig(None if host == DOCKER_HUB else host) or {}
+    except (DockerException, OSError, ValueError):
         return None
-    keys = [host, f"https://{host}", f"http://{host}"]
-    if host == DOCKER_HUB:
-        keys.insert(0, "https://index.docker.io/v1/")
-    for key in keys:
-        entry = auths.get(key)
-        if not isinstance(entry, dict):
-            continue
-        if entry.get("username") and entry.get("password"):
-            return str(entry["username"]), str(entry["password"])
-        if entry.get("auth"):
-            try:
-                user, _, password = base64.b64decode(entry["auth"]).decode().partition(":")
-            except (ValueError, UnicodeDecodeError):
-                continue
-            return user, password
-    return None
+    if not found:
+        found = _plain_fields(host)
+    # `auths` entries come back as username/password, a helper's as Username/Password.
+    user = found.get("username") or found.get("Username")
+    password = found.get("password") or found.get("Password")
+    return (str(user), str(password)) if user and password is not None else None
+
+
+def _plain_fields(host: str) -> dict[str, Any]:
+    """The Docker CLI also takes plain username/password fields in `auths`, which the SDK skips."""
+    from docker.utils.config import find_config_file
+
+    try:
+        raw = json.loads(Path(find_config_file() or "").read_text())
+        entry = raw["auths"][host]
+        return {"username": entry.get("username"), "password": entry.get("password")}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return {}
 
 
 class RegistryClient:
