@@ -5,6 +5,7 @@ file, line and column."""
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -15,6 +16,12 @@ from . import targets
 
 SOURCE_KINDS = ("registry", "docker", "oci", "archive", "dir")
 DIR_ONLY = ("platform", "entrypoint", "cmd", "env", "workdir", "user", "labels")
+
+
+def _each(pattern: re.Pattern[str], values: list[str], message: str) -> list[str]:
+    if not all(pattern.fullmatch(v) for v in values):
+        raise ValueError(message)
+    return values
 
 
 class _Strict(BaseModel):
@@ -66,9 +73,7 @@ class KeysModel(_Strict):
     @field_validator("revoke")
     @classmethod
     def _key_ids(cls, ids: list[str]) -> list[str]:
-        if not all(KEY_ID.fullmatch(k) for k in ids):
-            raise ValueError("key ids are 64 lowercase hex digits (satchel keygen prints them)")
-        return ids
+        return _each(KEY_ID, ids, "key ids are 64 lowercase hex digits (satchel keygen prints them)")
 
 
 class SettingModel(_Strict):
@@ -136,6 +141,4 @@ class SpecModel(_Strict):
     @field_validator("secrets")
     @classmethod
     def _secrets(cls, names: list[str]) -> list[str]:
-        if not all(ENV_NAME.fullmatch(s) for s in names):
-            raise ValueError("expected a list of environment variable names")
-        return names
+        return _each(ENV_NAME, names, "expected a list of environment variable names")
