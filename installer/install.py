@@ -92,12 +92,7 @@ def rollback(app: App, to: str | None, opts: InstallOptions, reporter: Reporter 
         if finished and finished.get("op") == "rollback" and to in (None, finished["to"]):
             return Outcome("rolled-back", finished["to"], finished.get("from"), app=app.name)
         current = app.current()
-        target_version = to or releases.previous_version(app)
-        if target_version is None:
-            raise SpecError("there is no earlier release on this host to roll back to")
-        if not releases.exists(app, target_version):
-            have = ", ".join(releases.installed_versions(app)) or "none"
-            raise SpecError(f"release {target_version} is not kept on this host (kept: {have})")
+        target_version = _rollback_target(app, to)
         release = releases.load(app, target_version)
         for_release(release).check(release.project, app.owned_dirs())
         expired = expired_at(app.host, release.manifest(), opts.now or now_utc())
@@ -121,3 +116,14 @@ def rollback(app: App, to: str | None, opts: InstallOptions, reporter: Reporter 
         if current:
             selfupdate.restore(app, current, reporter)
         return Outcome("rolled-back", target_version, current, app=app.name)
+
+
+def _rollback_target(app: App, to: str | None) -> str:
+    """The release named, else the previous healthy one; it must be kept on this host."""
+    target = to or releases.previous_version(app)
+    if target is None:
+        raise SpecError("there is no earlier release on this host to roll back to")
+    if not releases.exists(app, target):
+        have = ", ".join(releases.installed_versions(app)) or "none"
+        raise SpecError(f"release {target} is not kept on this host (kept: {have})")
+    return target
