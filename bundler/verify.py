@@ -19,6 +19,7 @@ from .errors import BundleError, SpecError
 from .format import DEFAULT_LIMITS, Limits, Sink
 from .manifest import BundleManifest
 from .parts import PartsIndex, PartsReader, find_index, read_index
+from .zstdframe import check_complete
 
 
 @dataclass(frozen=True)
@@ -98,6 +99,9 @@ def describe(path: Path) -> dict[str, Any]:
     with BundleInput(path, None) as bundle:
         manifest_bytes, signature_bytes = bundle_format.read_head(bundle.stream)
         parts = bundle.parts
+    if parts is None and path.is_file():
+        with path.open("rb") as raw:
+            check_complete(raw, path.stat().st_size, DEFAULT_LIMITS.max_window)
     manifest = bundle_manifest.parse_manifest(manifest_bytes)
     signatures = envelope.parse(signature_bytes)
     uses: dict[str, int] = {}

@@ -125,6 +125,31 @@ class FrameReader:
             raise BundleError(f"trailing data after the end of the zstd frame at byte {self.offset}")
 
 
+def check_complete(raw: BinaryIO, size: int, max_window: int) -> None:
+    """Walk the frame's block headers with seeks, decoding nothing: BundleError unless the frame
+    ends with its last block (and checksum) exactly at the end of the file. A few bytes read
+    per 128 KiB block, so `inspect` can tell a truncated or padded bundle at once."""
+    frame = FrameReader(raw, max_window)      # reads and checks the frame header
+    pos = frame.offset
+    raw.seek(pos)
+    while True:
+        head = raw.read(3)
+        if len(head) < 3:
+            raise BundleError(f"the bundle is truncated: it ends inside a zstd block header at byte {pos}")
+        value = int.from_bytes(head, "little")
+        last, kind, block = value & 1, (value >> 1) & 3, value >> 3
+        if kind == 3 or block > frame._block_max:
+            raise BundleError(f"corrupt zstd data at byte {pos}")
+        pos += 3 + (1 if kind == 1 else block) + (4 if last and frame._check_flag else 0)
+        if pos > size:
+            raise BundleError(f"the bundle is truncated: {size} bytes, its last zstd block needs {pos}")
+        raw.seek(pos)
+        if last:
+            break
+    if pos != size:
+        raise BundleError(f"trailing data after the end of the zstd frame at byte {pos}")
+
+
 def decompressing_reader(raw: BinaryIO, max_window: int) -> tuple[FrameReader, BinaryIO]:
     frame = FrameReader(raw, max_window)
     decoder = zstandard.ZstdDecompressor(max_window_size=max_window)

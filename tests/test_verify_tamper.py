@@ -92,6 +92,19 @@ def test_truncated_file(cli, tmp_path, bundle, keys, keep):
     assert code == 3 and "truncated" in err, err
 
 
+@pytest.mark.parametrize("damage", ["cut at 99%", "cut by one byte", "one byte appended"])
+def test_inspect_says_when_the_file_is_cut_or_padded(cli, tmp_path, bundle, damage):
+    """inspect reads only the manifest, but walks the zstd block headers to the end (seeks, no
+    decoding): a truncated or padded file is exit 3 in one line."""
+    data = {"cut at 99%": bundle[:int(len(bundle) * 0.99)], "cut by one byte": bundle[:-1],
+            "one byte appended": bundle + b"x"}[damage]
+    (tmp_path / "d.bundle").write_bytes(data)
+    res = cli("inspect", tmp_path / "d.bundle")
+    assert res.code == 3 and ("truncated" in res.err or "trailing data" in res.err), res.err
+    (tmp_path / "ok.bundle").write_bytes(bundle)
+    assert cli("inspect", tmp_path / "ok.bundle").code == 0
+
+
 def test_signed_by_a_key_not_given(cli, tmp_path, bundle, keys):
     code, err = verify(cli, tmp_path, bundle, keys["other.pub"])
     assert code == 3 and "untrusted key" in err, err
