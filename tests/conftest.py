@@ -114,7 +114,7 @@ def test_images(registry: Registry, tmp_path_factory: pytest.TempPathFactory) ->
 def engine_image(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """An image in the real Docker engine, made with `docker import` of a busybox rootfs."""
     docker_available()
-    ref = "satchel-test/engine:1.0"
+    ref = f"satchel-test/engine:{os.getpid()}"   # per test run: another run may remove its own
     rootfs = images.tar_bytes({"bin/busybox": images.BUSYBOX.read_bytes(), "etc/engine": b"engine\n"})
     docker("import", "--change", 'CMD ["/bin/busybox","sleep","3600"]', "-", ref, input=rootfs)
     yield ref
