@@ -120,16 +120,13 @@ class SpecModel(_Strict):
     @field_validator("name", mode="before")
     @classmethod
     def _name(cls, name: Any) -> str:
-        if not APP_NAME.fullmatch(str(name)):
-            raise ValueError(f"name {str(name)!r} must be lowercase letters, digits and dashes (max 64)")
-        return str(name)
+        return _each(APP_NAME, [str(name)], f"name {str(name)!r} must be lowercase letters, digits and dashes "
+                                            "(max 64)")[0]
 
     @field_validator("version", mode="before")
     @classmethod
     def _version(cls, version: Any) -> str:
-        if not SEMVER.fullmatch(str(version)):
-            raise ValueError(f"version {str(version)!r} is not a semantic version like 1.2.3")
-        return str(version)
+        return _each(SEMVER, [str(version)], f"version {str(version)!r} is not a semantic version like 1.2.3")[0]
 
     @field_validator("target")
     @classmethod
