@@ -71,7 +71,7 @@ class FrameReader:
             raise BundleError("not a Satchel bundle: it does not start with a zstd frame")
         fhd = self._take(1, "zstd frame header")[0]
         fcs_flag, single, dict_flag = fhd >> 6, (fhd >> 5) & 1, fhd & 3
-        self._check_flag = (fhd >> 2) & 1
+        self.has_checksum = (fhd >> 2) & 1
         if fhd & 0x08:
             raise BundleError("zstd frame header has the reserved bit set")
         if dict_flag:
@@ -86,7 +86,7 @@ class FrameReader:
             window = int.from_bytes(fcs, "little") + (256 if fcs_len == 2 else 0)
         if window > max_window:
             raise BundleError(f"zstd window of {window >> 20} MiB exceeds the {max_window >> 20} MiB limit")
-        self._block_max = min(window, MAX_BLOCK)
+        self.block_max = min(window, MAX_BLOCK)
         return MAGIC + bytes([fhd]) + rest + fcs
 
     def _next_block(self) -> bytes:
@@ -95,11 +95,11 @@ class FrameReader:
         last, kind, size = value & 1, (value >> 1) & 3, value >> 3
         if kind == 3:
             raise BundleError(f"corrupt zstd data: reserved block type at byte {self.offset}")
-        if size > self._block_max:
+        if size > self.block_max:
             raise BundleError(f"corrupt zstd data: block of {size} bytes at byte {self.offset}")
         block = self._take(3 + (1 if kind == 1 else size), "zstd block")
         if last:
-            if self._check_flag:
+            if self.has_checksum:
                 block += self._take(4, "zstd checksum")
             self.done = True
         return block
@@ -138,9 +138,9 @@ def check_complete(raw: BinaryIO, size: int, max_window: int) -> None:
             raise BundleError(f"the bundle is truncated: it ends inside a zstd block header at byte {pos}")
         value = int.from_bytes(head, "little")
         last, kind, block = value & 1, (value >> 1) & 3, value >> 3
-        if kind == 3 or block > frame._block_max:
+        if kind == 3 or block > frame.block_max:
             raise BundleError(f"corrupt zstd data at byte {pos}")
-        pos += 3 + (1 if kind == 1 else block) + (4 if last and frame._check_flag else 0)
+        pos += 3 + (1 if kind == 1 else block) + (4 if last and frame.has_checksum else 0)
         if pos > size:
             raise BundleError(f"the bundle is truncated: {size} bytes, its last zstd block needs {pos}")
         raw.seek(pos)
