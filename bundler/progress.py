@@ -16,6 +16,7 @@ from rich.progress import (
     DownloadColumn,
     Progress,
     SpinnerColumn,
+    TaskID,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
@@ -56,16 +57,33 @@ class Reporter:
             yield lambda n: progress.advance(task, n)
 
     @contextmanager
-    def waiting(self, message: str) -> Iterator[None]:
-        """A line, and on a terminal a spinner with the time spent until the block ends."""
+    def waiting(self, message: str) -> Iterator[Callable[[dict[str, str]], None]]:
+        """A line, and on a terminal a spinner with the time spent until the block ends. The
+        block may report what it waits on (name -> state) as often as it likes: a line per name
+        under the spinner, and each change in the run log."""
         self.step(message)
+        seen: dict[str, str] = {}
+
+        def log_changes(states: dict[str, str]) -> None:
+            for name, text in sorted(states.items()):
+                if self.log and seen.get(name) != text:
+                    self.log(f"  {name}: {text}")
+            seen.update(states)
+
         if not self.bars:
-            yield
+            yield log_changes
             return
-        with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+        with Progress(SpinnerColumn(finished_text=" "), TextColumn("{task.description}"), TimeElapsedColumn(),
                       console=Console(stderr=True), transient=True) as progress:
             progress.add_task("waiting")
-            yield
+            rows: dict[str, TaskID] = {}
 
+            def show(states: dict[str, str]) -> None:
+                log_changes(states)
+                for name, text in sorted(states.items()):
+                    if name not in rows:
+                        rows[name] = progress.add_task("", total=None)
+                    progress.update(rows[name], description=f"  {name}: {text}")
+            yield show
 
 QUIET = Reporter(quiet=True)

@@ -25,7 +25,7 @@ from .options import InstallOptions, Outcome
 from .push import RegistrySink, push_release
 from .releases import ReleaseInfo
 from .state import App, Host
-from .switch import deploy, recover, recover_host
+from .switch import deploy, recover, recover_host, start
 from .targets import RenderRequest, for_release
 from .tools.registry import ManagedRegistry
 
@@ -105,8 +105,7 @@ def rollback(app: App, to: str | None, opts: InstallOptions, reporter: Reporter 
             push_release(app.host.store, registry_client(app.host, opts), release.manifest(), at_rest=True)
         if target_version == current:
             # Re-apply the current release: brings back containers removed or stopped by hand.
-            reporter.step(f"re-applying {current}")
-            ok, detail = for_release(release).apply(release, opts.wait_timeout)
+            ok, detail = start(release, opts, reporter, f"re-applying {current}")
             app.record("reapplied" if ok else "failed", version=current, **({} if ok else {"reason": detail}))
             if not ok:
                 raise DeployFailedUnrestored(f"{current} did not come up healthy ({detail}); see satchel status")

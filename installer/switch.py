@@ -25,8 +25,7 @@ def deploy(app: App, version: str, previous: str | None, opts: InstallOptions, r
     app.switch(version)
     app.record("switch", version=version, previous=previous)
     faults.point("after-switch")
-    with reporter.waiting(f"starting {release.project} {version} (waiting up to {opts.wait_timeout}s for health)"):
-        ok, detail = for_release(release).apply(release, opts.wait_timeout)
+    ok, detail = start(release, opts, reporter, f"starting {release.project} {version}")
     faults.point("after-apply")
     if ok:
         app.record(event, version=version, previous=previous)
@@ -43,8 +42,7 @@ def deploy(app: App, version: str, previous: str | None, opts: InstallOptions, r
                                    "release, so it was stopped")
     old = releases.load(app, previous)
     app.switch(previous)
-    with reporter.waiting(f"restoring {previous} (waiting up to {opts.wait_timeout}s for health)"):
-        restored, why = for_release(old).apply(old, opts.wait_timeout)
+    restored, why = start(old, opts, reporter, f"restoring {previous}")
     app.end()
     # The report is redacted and written only now: the restore does not wait for it.
     reporter.step(rollback_report.write(app, release, draft).rstrip())
@@ -54,6 +52,12 @@ def deploy(app: App, version: str, previous: str | None, opts: InstallOptions, r
     app.record("failed", version=previous, reason=why)
     raise DeployFailedUnrestored(f"{version} failed its health check ({detail}), and restoring {previous} "
                                  f"failed too ({why}); see satchel status")
+
+
+def start(release: releases.Release, opts: InstallOptions, reporter: Reporter, doing: str) -> tuple[bool, str]:
+    """Apply the release and wait for it to be healthy, each service's state on show: (healthy, detail)."""
+    with reporter.waiting(f"{doing} (waiting up to {opts.wait_timeout}s for health)") as observe:
+        return for_release(release).apply(release, opts.wait_timeout, observe)
 
 
 def recover_host(host: Host, opts: InstallOptions, reporter: Reporter) -> None:

@@ -30,7 +30,7 @@ class DummyTarget:
         """Nothing to check: the dummy runs anywhere."""
 
     # A release is named by its directory (a config release 1.0.0+config.1 is bundle 1.0.0).
-    def apply(self, release: Any, wait_timeout: int) -> tuple[bool, str]:
+    def apply(self, release: Any, wait_timeout: int, observe: Any) -> tuple[bool, str]:
         self.state.write_text(release.path.name)
         ok = release.version not in self.broken
         return ok, "healthy" if ok else "broken on purpose"

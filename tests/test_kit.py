@@ -100,7 +100,7 @@ def test_registry_comes_back_by_itself_and_a_repull_works(host, bundle):
     from installer.releases import load
 
     loaded = load(host.state, release)
-    ok, detail = for_release(loaded).apply(loaded, 60)
+    ok, detail = for_release(loaded).apply(loaded, 60, lambda states: None)
     assert ok, detail
     assert host.served_version() == "hello 1.0.0"
 

@@ -20,6 +20,7 @@ from bundler.oci.refs import Reference
 
 if TYPE_CHECKING:
     from ..diagnostics.collect import Collection
+    from ..health import Observer
     from ..releases import Release
     from .helm import HelmSettings
 
@@ -47,8 +48,9 @@ class Target(Protocol):
         """Before any change: can this host deploy here, and is `project` this application's own
         (its files live under one of `owned`)? EnvironmentProblem (exit 4) otherwise."""
 
-    def apply(self, release: Release, wait_timeout: int) -> tuple[bool, str]:
-        """Start the release and wait for it to be healthy: (healthy, detail)."""
+    def apply(self, release: Release, wait_timeout: int, observe: Observer) -> tuple[bool, str]:
+        """Start the release and wait for it to be healthy: (healthy, detail). `observe` is told
+        each service's state while waiting, when the target can see it."""
 
     def stop(self, release: Release) -> None: ...
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -15,12 +16,14 @@ from bundler.oci.model import Descriptor
 from bundler.oci.refs import Reference
 from bundler.tools import docker
 
+from .. import health
 from ..diagnostics.redact import mask_env
 from ..tools import compose
 from . import RenderRequest, local_images
 
 if TYPE_CHECKING:
     from ..diagnostics.collect import Collection
+    from ..health import Observer
     from ..releases import Release
 
 MAX_COMPOSE_BYTES = 1 << 20
@@ -75,10 +78,18 @@ class ComposeTarget:
         """The release's settings (secrets included), kept outside the release directory."""
         return release.settings()
 
-    def apply(self, release: Release, wait_timeout: int) -> tuple[bool, str]:
+    def apply(self, release: Release, wait_timeout: int, observe: Observer) -> tuple[bool, str]:
+        """`compose up -d` (which itself waits for depends_on conditions), then Satchel's own
+        health judgement of every container until all are ready or the time is up."""
         if not release.info.compose:
             return True, "no services"
-        return compose.up(release.project, self._files(release), release.path, wait_timeout, self._env(release))
+        started = time.monotonic()
+        ok, detail = compose.up(release.project, self._files(release), release.path, wait_timeout, self._env(release))
+        if not ok:
+            return False, detail
+        left = max(wait_timeout - (time.monotonic() - started), 5.0)
+        return health.wait(lambda: [c["inspect"] for c in docker.project_containers(release.project, None, 0)],
+                           left, observe)
 
     def stop(self, release: Release) -> None:
         if release.info.compose:

@@ -27,6 +27,7 @@ from . import RenderRequest, kube, local_images
 
 if TYPE_CHECKING:
     from ..diagnostics.collect import Collection
+    from ..health import Observer
     from ..releases import Release
 
 DIR = "helm"
@@ -99,7 +100,8 @@ class HelmTarget:
             raise SpecError(f"release {release.version} has no Helm section in release.json")
         return release.info.helm
 
-    def apply(self, release: Release, wait_timeout: int) -> tuple[bool, str]:
+    def apply(self, release: Release, wait_timeout: int, observe: Observer) -> tuple[bool, str]:
+        """`helm --wait` judges readiness here (the pods' states are the cluster's to report)."""
         info = self._info(release)
         env = {"KUBECONFIG": info.kubeconfig} if info.kubeconfig else None
         for chart in info.charts:
