@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Everything Satchel's demo, kit build and tests need on a fresh Debian host, installed only
 # if missing: Docker engine, CNCF Distribution registry, skopeo, zstd, busybox-static, gcc
-# and libzstd-dev (the kit's launcher), a Python virtualenv with Satchel, its test tools and
+# and libzstd-dev (the kit's launcher), Chromium (the tests look at the diagnostics report in
+# it), a Python virtualenv with Satchel, its test tools and
 # PyInstaller, helm, and a running dockerd.
 # Works as root or through sudo. Safe to run again.
 set -euo pipefail
@@ -11,7 +12,7 @@ SUDO=""
 
 need_apt=()
 for pair in dockerd:docker.io docker-registry:docker-registry skopeo:skopeo zstd:zstd \
-            busybox:busybox-static curl:curl gcc:gcc; do
+            busybox:busybox-static curl:curl gcc:gcc chromium:chromium; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || need_apt+=("${pair#*:}")
 done
 # The kit's launcher links zstd statically.

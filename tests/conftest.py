@@ -152,6 +152,13 @@ def host(request: pytest.FixtureRequest, tmp_path, keys):
     h.cleanup()
 
 
+@pytest.fixture(scope="session")
+def artifacts() -> Path:
+    """Where tests leave what a person may want to look at after the run (screens, screenshots):
+    $SATCHEL_TEST_ARTIFACTS, else test-artifacts/ in the checkout."""
+    return Path(os.environ.get("SATCHEL_TEST_ARTIFACTS") or Path(__file__).parent.parent / "test-artifacts")
+
+
 @pytest.fixture
 def write_spec(tmp_path: Path) -> Callable[..., Path]:
     def write(doc: dict, name: str = "satchel.yaml") -> Path:

@@ -6,6 +6,7 @@ import gzip
 import hashlib
 import io
 import json
+import os
 import shutil
 import tarfile
 from pathlib import Path
@@ -37,14 +38,24 @@ class LayoutWriter:
         (self.root / "blobs" / "sha256" / digest).write_bytes(data)
         return {"mediaType": media_type, "digest": f"sha256:{digest}", "size": len(data)}
 
-    def image(self, layers: list[bytes], os_: str = "linux", arch: str = "amd64",
+    def blob_file(self, path: Path, media_type: str) -> dict:
+        """A large blob: hashed in chunks and moved into the layout."""
+        digest = file_digest(path)
+        path.rename(self.root / "blobs" / "sha256" / digest)
+        return {"mediaType": media_type, "digest": f"sha256:{digest}", "size": (self.root / "blobs" / "sha256" /
+                                                                                  digest).stat().st_size}
+
+    def image(self, layers: list[bytes | Path], os_: str = "linux", arch: str = "amd64",
               cmd: list[str] | None = None, gz: bool = True) -> dict:
-        diff_ids = ["sha256:" + hashlib.sha256(layer).hexdigest() for layer in layers]
+        """Layers given as a Path (large ones, on disk) go in as they are, uncompressed."""
+        diff_ids = ["sha256:" + (file_digest(layer) if isinstance(layer, Path) else hashlib.sha256(layer).hexdigest())
+                    for layer in layers]
         config = {"architecture": arch, "os": os_, "rootfs": {"type": "layers", "diff_ids": diff_ids},
                   "config": {"Cmd": cmd or ["/bin/busybox", "sleep", "3600"]}}
         config_desc = self.blob(json.dumps(config).encode(), "application/vnd.oci.image.config.v1+json")
-        layer_descs = [self.blob(gzip.compress(layer, mtime=0) if gz else layer,
-                                 "application/vnd.oci.image.layer.v1.tar" + ("+gzip" if gz else ""))
+        plain = "application/vnd.oci.image.layer.v1.tar"
+        layer_descs = [self.blob_file(layer, plain) if isinstance(layer, Path) else
+                       self.blob(gzip.compress(layer, mtime=0), plain + "+gzip") if gz else self.blob(layer, plain)
                        for layer in layers]
         manifest = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
                     "config": config_desc, "layers": layer_descs}
@@ -64,6 +75,34 @@ class LayoutWriter:
         (self.root / "index.json").write_text(json.dumps(
             {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
              "manifests": self.entries}))
+
+
+def file_digest(path: Path) -> str:
+    with path.open("rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+class _Random(io.RawIOBase):
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b) -> int:  # type: ignore[no-untyped-def]
+        b[:] = os.urandom(len(b))
+        return len(b)
+
+
+def random_layer(path: Path, size: int, files: dict[str, bytes]) -> Path:
+    """A layer tar on disk: `files`, and `size` random bytes (incompressible) in random.bin,
+    written in chunks."""
+    with tarfile.open(path, "w", format=tarfile.PAX_FORMAT) as tar:
+        for name, data in sorted(files.items()):
+            info = tarfile.TarInfo(name)
+            info.size, info.mode = len(data), 0o644
+            tar.addfile(info, io.BytesIO(data))
+        info = tarfile.TarInfo("random.bin")
+        info.size, info.mode = size, 0o644
+        tar.addfile(info, io.BufferedReader(_Random(), 1 << 20))
+    return path
 
 
 def busybox_layer() -> bytes:

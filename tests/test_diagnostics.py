@@ -17,6 +17,7 @@ import pytest
 import zstandard
 
 from installer.diagnostics.analyze import analyze
+from tests.browser import render
 from tests.conftest import HOSTILE_COUNTS
 from tests.hosts import Host, make_bundle
 from tests.infra import docker
@@ -101,7 +102,7 @@ def test_archive_has_every_section_and_no_secret_anywhere(installed, tmp_path):
     assert json.loads(files["registry/report.json"])["container"]["state"]["Running"] is True
 
 
-def test_findings_for_unhealthy_container_and_rolled_back_install(installed, tmp_path, secret_bundles):
+def test_findings_for_unhealthy_container_and_rolled_back_install(installed, tmp_path, secret_bundles, artifacts):
     res = installed.install(secret_bundles["1.2.0"])
     assert res.returncode == 5
     web = installed.containers()["web"]
@@ -123,6 +124,11 @@ def test_findings_for_unhealthy_container_and_rolled_back_install(installed, tmp
     html = page.read_text()
     assert "<h2>Rollback reports</h2>" in html and "rollback report: 1.2.0" in html
     assert '<tr class="bad">' in html and html.index("1.2.0") < html.rindex("installed")
+    # As the vendor sees it in a browser 1280 px wide: nothing runs off sideways.
+    shown = render(page, artifacts / "diagnostics-report-1280.png", 1280)
+    assert shown.scroll_width <= 1280, f"the page is {shown.scroll_width} px wide"
+    assert "rollback report: 1.2.0" in shown.text and "last log lines of web:" in shown.text
+    assert "satchel-test" in shown.text.split("\nLogs\n", 1)[1] and "connecting with ***HIDDEN***" in shown.text
 
 
 def test_broken_environments_still_produce_an_archive(installed, tmp_path):

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
-from typing import BinaryIO, Protocol
+from typing import BinaryIO, Protocol, cast
 
 from ..errors import SpecError
 from .model import INDEX_TYPES, Descriptor, children
@@ -64,17 +64,39 @@ def copy_blobs(graph: Graph, source: Source, sink: Sink, concurrency: int = 1,
     """Every blob the sink lacks; returns how many were copied."""
     missing = [d for d in graph.blobs if not sink.has_blob(d)]
 
-    def one(desc: Descriptor) -> Descriptor:
-        with source.open_blob(desc) as stream:
-            sink.put_blob(desc, stream)
-        return desc
-
     progress = bar(sum(d.size for d in missing), label) if bar else nullcontext(lambda n: None)
-    with progress as tick, \
-            ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
-        for done in pool.map(one, missing):
-            tick(done.size)
+    with progress as tick, ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
+
+        def one(desc: Descriptor) -> None:
+            with source.open_blob(desc) as stream:
+                sink.put_blob(desc, cast(BinaryIO, _Counted(stream, tick)))
+
+        list(pool.map(one, missing))
     return len(missing)
+
+
+class _Counted:
+    """A blob stream that reports every byte read from it as it goes (so that one large layer
+    moves the bar too); a retried upload seeks back, and the bytes sent again are taken back."""
+
+    def __init__(self, raw: BinaryIO, tick: Callable[[int], None]) -> None:
+        self.raw, self.tick, self.done = raw, tick, 0
+
+    def read(self, n: int = -1) -> bytes:
+        data = self.raw.read(n)
+        self.done += len(data)
+        self.tick(len(data))
+        return data
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        pos = self.raw.seek(offset, whence)
+        if pos < self.done:
+            self.tick(pos - self.done)
+            self.done = pos
+        return pos
+
+    def tell(self) -> int:
+        return self.raw.tell()
 
 
 def put_manifests(graph: Graph, sink: Sink) -> None:

@@ -54,7 +54,7 @@ body { font: 15px/1.45 system-ui, sans-serif; margin: 2rem auto; max-width: 72re
        overflow-wrap: anywhere; }
 table { border-collapse: collapse; width: 100%; margin-bottom: 1.5rem; table-layout: fixed; }
 td, th { border-bottom: 1px solid #d0d7de; padding: .35rem .6rem; text-align: left; vertical-align: top; }
-th { background: #f6f8fa; } code { font-size: 12px; }
+th { background: #f6f8fa; white-space: nowrap; } code { font-size: 12px; } td.when { white-space: nowrap; }
 pre { white-space: pre-wrap; overflow-wrap: anywhere; background: #f6f8fa; padding: .6rem; font-size: 12px;
       max-height: 30rem; overflow-y: auto; margin: .3rem 0 1rem; }
 .meta { color: #57606a; } .pass { color: #1a7f37; } .warn { color: #9a6700; } .fail { color: #cf222e; }
@@ -80,10 +80,10 @@ current release <b>{{ current or "none" }}</b>{% if release %}, bundle {{ releas
 <td>{{ d.detail }}</td></tr>
 {% endfor %}</table>{% endif %}
 <h2>Release timeline (newest first)</h2>
-<table><colgroup><col style="width:12rem"><col style="width:9rem"><col style="width:12rem"><col></colgroup>
+<table><colgroup><col style="width:13rem"><col style="width:9rem"><col style="width:12rem"><col></colgroup>
 <tr><th>time (UTC)</th><th>event</th><th>version</th><th>detail</th></tr>
 {% for e in history %}<tr{% if e.event in ("failed", "interrupted", "expired-rollback") %} class="bad"{% endif %}>
-<td>{{ e.time }}</td><td>{{ e.event }}</td><td>{{ e.version or "" }}</td>
+<td class="when">{{ e.time }}</td><td>{{ e.event }}</td><td>{{ e.version or "" }}</td>
 <td>{{ e.reason or e.previous or "" }}</td></tr>
 {% endfor %}</table>
 {% if config_diff %}<h2>Configuration since {{ previous }}</h2>
@@ -98,7 +98,8 @@ current release <b>{{ current or "none" }}</b>{% if release %}, bundle {{ releas
 <tr><th>name</th><th>state</th><th>health</th><th>restarts</th><th>image</th></tr>
 {% for c in containers %}<tr{% if c.status != "running" or c.health == "unhealthy" %} class="bad"{% endif %}>
 <td>{{ c.name }}</td><td>{{ c.status }}</td><td>{{ c.health or "-" }}</td><td>{{ c.restart_count }}</td>
-<td><code>{{ c.image }}</code>{% for out in c.health_log %}<pre>health probe: {{ out }}</pre>{% endfor %}</td></tr>
+<td><code>{{ c.image }}</code>
+{% for out in c.health_log if out %}<pre>health probe: {{ out }}</pre>{% endfor %}</td></tr>
 {% else %}<tr><td colspan="5">no containers found</td></tr>
 {% endfor %}</table>
 <h2>Logs</h2>
