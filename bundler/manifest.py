@@ -17,6 +17,7 @@ from signing.keys import VerifyKey
 
 from . import targets
 from .errors import SpecError
+from .lifecycle import Lifecycle
 from .oci.digest import is_digest
 from .settings import Setting
 
@@ -114,6 +115,7 @@ class BundleManifest:
     trust_revoke: tuple[str, ...] = ()  # key ids the signers revoke
     settings: tuple[Setting, ...] = ()  # what the customer configures (bundler.settings)
     installer: Installer | None = None
+    lifecycle: Lifecycle = field(default_factory=Lifecycle)   # data volumes, hooks, health policy
     unpacked_size: int = field(default=-1)
 
     def __post_init__(self) -> None:
@@ -152,7 +154,7 @@ class BundleManifest:
         if self.external:
             doc["external"] = [{"digest": d, "size": s} for d, s in self.external]
             doc["deltaBase"] = [{"name": n, "version": v} for n, v in self.delta_base]
-        return doc
+        return doc | self.lifecycle.to_json()
 
     def to_bytes(self) -> bytes:
         return canonical.dumps(self.to_json())
@@ -239,6 +241,13 @@ def _parse_setting(obj: Any, i: int) -> Setting:
         raise MalformedError(f"manifest: {exc}") from None
 
 
+def _parse_lifecycle(doc: dict[str, Any]) -> Lifecycle:
+    try:
+        return Lifecycle.from_json(doc)
+    except SpecError as exc:
+        raise MalformedError(f"manifest: {exc}") from None
+
+
 def _parse_keys(obj: Any) -> dict[str, tuple[str, ...]]:
     if obj is None:
         return {}
@@ -281,7 +290,7 @@ def parse_manifest(data: bytes) -> BundleManifest:
     top = _Fields(doc, "manifest", ("format", "name", "version", "created", "minInstallerVersion",
                                      "members", "unpackedSize"),
                   ("images", "charts", "compose", "files", "platforms", "expires", "description", "secrets",
-                   "external", "deltaBase", "target", "keys", "settings", "installer"))
+                   "external", "deltaBase", "target", "keys", "settings", "installer", "data", "hooks", "health"))
     if doc["format"] != FORMAT:
         raise MalformedError(f"unsupported bundle format {doc['format']!r} (this Satchel reads {FORMAT})")
     members = []
@@ -321,6 +330,7 @@ def parse_manifest(data: bytes) -> BundleManifest:
         **_parse_keys(doc.get("keys")),
         settings=tuple(_parse_setting(o, i) for i, o in enumerate(top.objects("settings"))),
         installer=_parse_installer(doc["installer"]) if "installer" in doc else None,
+        lifecycle=_parse_lifecycle(doc),
         delta_base=tuple((f.text("name", APP_NAME), f.text("version", SEMVER)) for f in (
             _Fields(o, f"deltaBase[{i}]", ("name", "version")) for i, o in enumerate(top.objects("deltaBase")))))
     for stamp in (manifest.created, manifest.expires):

@@ -12,6 +12,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from .errors import SpecError
+from .lifecycle import Lifecycle
 from .oci.model import Platform
 from .oci.refs import Reference
 from .settings import Setting
@@ -112,6 +113,7 @@ class Spec:
     trust_revoke: tuple[str, ...] = ()  # key ids to revoke
     settings: tuple[Setting, ...] = ()
     installer: str | None = None        # path of a Satchel kit that customers' Satchel upgrades to
+    lifecycle: Lifecycle = field(default_factory=Lifecycle, hash=False)
 
 
 def _platforms(value: list[str] | None, where: str) -> tuple[Platform, ...]:
@@ -176,7 +178,9 @@ def _spec(m: SpecModel, base: Path) -> Spec:
                 expires=str(m.expires) if m.expires is not None else None, description=m.description,
                 secrets=tuple(sorted(set(m.secrets))), target=m.target,
                 trust_add=tuple(relative_path(p, "keys.add") for p in m.keys.add), trust_revoke=tuple(m.keys.revoke),
-                settings=settings, installer=relative_path(m.installer, "installer") if m.installer else None)
+                settings=settings, installer=relative_path(m.installer, "installer") if m.installer else None,
+                lifecycle=Lifecycle.from_json(m.model_dump(include={"data", "hooks", "health"}, by_alias=True,
+                                                           exclude_unset=True, exclude_none=True)))
 
 
 def _located(error: Any, marks: Marks, origin: str) -> str:
@@ -198,16 +202,17 @@ def _located(error: Any, marks: Marks, origin: str) -> str:
 
 
 def _fields_at(loc: tuple[Any, ...]) -> list[str]:
-    """The field names of the model at `loc` (list indexes and mapping keys skipped)."""
+    """The field names (as written in satchel.yaml) of the model at `loc` (list indexes and
+    mapping keys skipped)."""
     model: type[BaseModel] = SpecModel
     for part in loc:
-        field = model.model_fields.get(str(part)) if isinstance(part, str) else None
+        field = next((f for name, f in model.model_fields.items() if (f.alias or name) == part), None)
         if field is not None:
             nested = _models_in(field.annotation)
             if not nested:
                 return []
             model = nested[0]
-    return list(model.model_fields)
+    return [f.alias or name for name, f in model.model_fields.items()]
 
 
 def _models_in(annotation: Any) -> list[type[BaseModel]]:

@@ -85,6 +85,47 @@ class SettingModel(_Strict):
     description: str = ""
 
 
+Duration = Annotated[int | str, Field(description="Seconds, or a duration like 30s, 5m, 2h.")]
+
+
+class DataVolumeModel(_Strict):
+    """A named volume that holds the application's data: snapshotted before every switch."""
+
+    volume: str = Field(description="The volume's name under the compose files' top-level `volumes:`.")
+    quiesce: Literal["stop", "command", "none"] = Field(
+        "stop", description="Before the snapshot: stop the services that mount it, run `command` in `service`, "
+                            "or nothing.")
+    service: str | None = None
+    command: list[str] | None = None
+    secret: bool = False
+
+
+class HookModel(_Strict):
+    """A one-off job run from the release's own image, as one of its services."""
+
+    service: str
+    command: list[str]
+    timeout: Duration = 300
+
+
+class HooksModel(_Strict):
+    before_switch: HookModel | None = Field(None, alias="before-switch",
+                                            description="With the new release's image, on the snapshotted data, "
+                                                        "before the old release stops (migrations).")
+    after_switch: HookModel | None = Field(None, alias="after-switch", description="Once healthy (smoke tests).")
+    before_rollback: HookModel | None = Field(None, alias="before-rollback")
+
+
+class HealthModel(_Strict):
+    """The health policy after a switch, and how long to keep watching."""
+
+    initial_delay: Duration = Field(30, alias="initial-delay")
+    period: Duration = 15
+    timeout: Duration = 5
+    failure_threshold: int = Field(3, alias="failure-threshold")
+    watch: Duration = Field(0, description="Roll back automatically if the release fails within this window.")
+
+
 Paths = Annotated[list[str], Field(description="Paths relative to the spec's directory.")]
 
 
@@ -110,6 +151,9 @@ class SpecModel(_Strict):
     keys: KeysModel = Field(default_factory=KeysModel)
     settings: list[SettingModel] = Field(default_factory=list)
     installer: str | None = Field(None, description="A Satchel kit customers' Satchel upgrades to.")
+    data: list[DataVolumeModel] = Field(default_factory=list)
+    hooks: HooksModel | None = None
+    health: HealthModel | None = None
 
     @model_validator(mode="before")
     @classmethod
