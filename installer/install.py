@@ -17,7 +17,7 @@ from bundler.oci.registry import Endpoint, RegistryClient
 from bundler.progress import QUIET, Reporter
 from signing.grammar import now_utc
 
-from . import faults, gc, releases, selfupdate, storecheck, targets
+from . import faults, gc, releases, selfupdate, snapshots, storecheck, targets
 from .config import config_info
 from .errors import DeployFailedUnrestored
 from .intake import AlreadyInstalled, expired_at, note_install_time, project_for, take_in, trusted_keys
@@ -81,6 +81,7 @@ def install(host: Host, bundle: Path, opts: InstallOptions, reporter: Reporter =
         note_install_time(host, opts.now or now_utc())
         selfupdate.apply(app, manifest, reporter)
         removed = releases.retain(app, opts.keep)
+        snapshots.retain(app, set(releases.installed_versions(app)))
         gc.collect(host, reporter)
         return Outcome("installed", release_id, current, pushed, removed, app=app.name)
 
@@ -110,11 +111,24 @@ def rollback(app: App, to: str | None, opts: InstallOptions, reporter: Reporter 
             if not ok:
                 raise DeployFailedUnrestored(f"{current} did not come up healthy ({detail}); see satchel status")
             return Outcome("reapplied", current, current, app=app.name)
-        app.begin(op="rollback", to=target_version, **{"from": current})
-        deploy(app, target_version, current, opts, reporter, "rolled-back")
+        data = _data_of(app, target_version, opts.with_data, reporter)
+        app.begin(op="rollback", to=target_version, **{"from": current}, **({"data": data.id} if data else {}))
+        deploy(app, target_version, current, opts, reporter, "rolled-back", data=data)
         if current:
             selfupdate.restore(app, current, reporter)
         return Outcome("rolled-back", target_version, current, app=app.name)
+
+
+def _data_of(app: App, version: str, with_data: bool, reporter: Reporter) -> snapshots.Snapshot | None:
+    """The snapshot of the target release's data, when asked for (it must exist); else a word
+    that the data stays as it is."""
+    snap = snapshots.latest(app, version)
+    if with_data and snap is None:
+        raise SpecError(f"there is no snapshot of the data of {version} (satchel snapshots lists them)")
+    if not with_data and snap is not None:
+        reporter.step(f"the data volumes are left as they are; --with-data would bring back the snapshot of "
+                      f"{version}'s data taken {snap.taken}")
+    return snap if with_data else None
 
 
 def _rollback_target(app: App, to: str | None) -> str:

@@ -37,6 +37,7 @@ class InstallOptions:
     render_only: Path | None = None      # write the rendered release there and stop before the switch
     settings: dict[str, str] = field(default_factory=dict)   # per-install setting overrides (compose)
     sink: RegistrySink | None = None     # tests: an in-memory registry in place of any real one
+    with_data: bool = False              # rollback: bring back the target release's data snapshot too
 
 
 @dataclass

@@ -4,6 +4,7 @@ release (secrets only as changed/unchanged)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from bundler.errors import SatchelError
@@ -12,18 +13,24 @@ from bundler.oci.layout import write_atomic
 from . import releases
 from .diagnostics.collect import learn_secrets
 from .diagnostics.redact import Redactor
+from .hooks import HookResult
 from .state import App
 from .targets import for_release
 
 
-def gather(app: App, failed: releases.Release, previous: str | None, detail: str) -> list[str]:
-    """Which services failed, their last log lines, and the configuration difference to the
-    previous release (secrets only as changed/unchanged): read while the failed containers
-    still exist, raw; `write` redacts it after the previous release is back."""
+def gather(app: App, failed: releases.Release, previous: str | None, detail: str,
+           hook_results: Sequence[HookResult] = ()) -> list[str]:
+    """A guess at the cause, which services failed, their last log lines, the hooks' output, and
+    the configuration difference to the previous release (secrets only as changed/unchanged):
+    read while the failed containers still exist, raw; `write` redacts it after the previous
+    release is back."""
     old = releases.load(app, previous) if previous else None
     envs = [_env_values(r) for r in (failed, old) if r is not None]
     secret = {s.name for s in failed.manifest().settings if s.secret}
     lines = [f"rollback report: {failed.version} ({failed.path.name}) failed: {detail}"]
+    for result in hook_results:
+        lines.append(f"  {result.phase} hook {'succeeded' if result.ok else 'failed'}; its last output:")
+        lines += [f"    {line}" for line in result.output.splitlines()]
     try:
         bad = [s for s in for_release(failed).services(failed)
                if s.get("state") != "running" or s.get("health") not in ("", "healthy", "ready")]
@@ -44,7 +51,30 @@ def gather(app: App, failed: releases.Release, previous: str | None, detail: str
             changes.append(f"  {name}: {old_values.get(name, '(unset)')} -> {new_values.get(name, '(unset)')}")
     lines += ([f"configuration changes since {previous}:", *changes] if changes else
               [f"no configuration change since {previous}" if previous else "no previous release"])
+    lines.insert(1, f"  likely cause: {cause(detail, bool(changes))}")
     return lines
+
+
+# (what the failure says, the cause named): the first that matches wins.
+_CAUSES = (
+    (("out of memory",), "out of memory (a container was OOM-killed): raise its memory limit or the host's memory"),
+    (("crash loop",), "crash loop: a service keeps exiting at start (its log lines below say why)"),
+    (("hook failed",), "a failing hook (its output below)"),
+    (("address already in use", "port is already allocated"), "port clash: a published port is taken on this host"),
+    (("manifest unknown", "pull access denied", "no such image", "not found: manifest"),
+     "image missing from the registry Satchel pulled from"),
+    (("health check failing", "not healthy within"), "a failing health probe"),
+    (("exited with code",), "a service exited with an error"),
+)
+
+
+def cause(detail: str, config_changed: bool) -> str:
+    """One line: the most likely cause of a failed switch, from what failed."""
+    text = detail.lower()
+    found = next((name for needles, name in _CAUSES if any(n in text for n in needles)), None)
+    if found and config_changed:
+        return f"{found}; the configuration changed too (below)"
+    return found or ("a configuration change (below)" if config_changed else "unknown (see the lines below)")
 
 
 def write(app: App, failed: releases.Release, lines: list[str]) -> str:

@@ -260,6 +260,10 @@ class App(_Events):
     def begin(self, **op: Any) -> None:
         write_atomic(self.dir / "journal", json.dumps(op, sort_keys=True).encode())
 
+    def note(self, **fields: Any) -> None:
+        """Add to the operation in progress what a re-run must know (a snapshot taken, say)."""
+        write_atomic(self.dir / "journal", json.dumps({**(self.journal() or {}), **fields}, sort_keys=True).encode())
+
     def end(self) -> None:
         with contextlib.suppress(FileNotFoundError):
             (self.dir / "journal").unlink()

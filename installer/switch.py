@@ -7,10 +7,11 @@ command either completes it or undoes it."""
 from __future__ import annotations
 
 import shutil
+from typing import Any
 
 from bundler.progress import Reporter
 
-from . import faults, releases, removal, rollback_report
+from . import faults, hooks, releases, removal, rollback_report, snapshots
 from .errors import DeployFailedRestored, DeployFailedUnrestored
 from .options import InstallOptions
 from .state import App, Host
@@ -18,40 +19,100 @@ from .targets import for_release
 
 
 def deploy(app: App, version: str, previous: str | None, opts: InstallOptions, reporter: Reporter,
-            event: str) -> None:
-    """Switch `current` to version and apply it; on failure restore `previous` (exit 5/6)."""
+           event: str, resumed: dict[str, Any] | None = None, data: snapshots.Snapshot | None = None) -> None:
+    """Switch `current` to version and apply it; on failure restore `previous`, with the data it
+    had (exit 5/6). Before the switch the data volumes are snapshotted and the vendor's
+    before-switch (or before-rollback) hook runs; a re-run after a crash (`resumed`, the journal)
+    keeps the snapshot taken then. `data`: a snapshot to put back before the release starts
+    (rollback --with-data)."""
     release = releases.load(app, version)
+    # A damaged previous release does not stop a switch away from it (only a restore needs it).
+    old = releases.load(app, previous) if previous and releases.exists(app, previous) else None
+    ran: list[hooks.HookResult] = []
+    if resumed is None:
+        snap = _prepare(app, release, old, opts, reporter, event, ran)
+    else:
+        snap = snapshots.load(app, resumed["snapshot"]) if resumed.get("snapshot") else None
+        data = snapshots.load(app, resumed["data"]) if resumed.get("data") and not resumed.get("data_done") else None
     faults.point("before-switch")
     app.switch(version)
     app.record("switch", version=version, previous=previous)
     faults.point("after-switch")
+    if data:
+        snapshots.restore(app, data, old, reporter)
+        app.note(data_done=True)
     ok, detail = start(release, opts, reporter, f"starting {release.project} {version}")
+    why = f"failed its health check ({detail})"
+    hook = hooks.run(app, release, "after-switch", reporter) if ok else None
+    ran += [hook] if hook else []
+    if hook and not hook.ok:
+        ok, detail, why = False, hook.detail, f"failed: {hook.detail}"
     faults.point("after-apply")
     if ok:
         app.record(event, version=version, previous=previous)
         app.end()
         return
     app.record("failed", version=version, reason=detail)
-    draft = rollback_report.gather(app, release, previous, detail)
-    if previous is None:
+    draft = rollback_report.gather(app, release, previous, detail, ran)
+    if old is None:
         for_release(release).stop(release)
         app.switch(None)
         app.end()
         reporter.step(rollback_report.write(app, release, draft).rstrip())
-        raise DeployFailedRestored(f"{version} failed its health check ({detail}); there was no previous "
-                                   "release, so it was stopped")
-    old = releases.load(app, previous)
+        if previous:
+            raise DeployFailedUnrestored(f"{version} {why}, and the previous release {previous} is missing, so "
+                                         "nothing runs; see satchel status")
+        raise DeployFailedRestored(f"{version} {why}; there was no previous release, so it was stopped")
     app.switch(previous)
-    restored, why = start(old, opts, reporter, f"restoring {previous}")
+    restored, problem = _bring_back(app, old, release, snap, opts, reporter)
     app.end()
     # The report is redacted and written only now: the restore does not wait for it.
     reporter.step(rollback_report.write(app, release, draft).rstrip())
     if restored:
-        app.record("rolled-back", version=previous, reason=f"{version} failed its health check")
-        raise DeployFailedRestored(f"{version} failed its health check ({detail}); {previous} was restored")
-    app.record("failed", version=previous, reason=why)
-    raise DeployFailedUnrestored(f"{version} failed its health check ({detail}), and restoring {previous} "
-                                 f"failed too ({why}); see satchel status")
+        app.record("rolled-back", version=previous, reason=f"{version} {why}", data=snap.id if snap else None)
+        raise DeployFailedRestored(f"{version} {why}; {previous} was restored" + (" with its data" if snap else ""))
+    app.record("failed", version=previous, reason=problem)
+    raise DeployFailedUnrestored(f"{version} {why}, and restoring {previous} failed too ({problem}); "
+                                 "see satchel status")
+
+
+def _prepare(app: App, new: releases.Release, old: releases.Release | None, opts: InstallOptions,
+             reporter: Reporter, event: str, ran: list[hooks.HookResult]) -> snapshots.Snapshot | None:
+    """Before the switch, while `old` still runs: snapshot its data, noted in the journal (from
+    here on a crash brings the old release back on it), then the hook. A failing hook undoes
+    what it may have done: the snapshot goes back and the old release runs on, untouched."""
+    if old is None or app.current() != old.path.name:
+        return None
+    volumes = snapshots.declared(new, old)
+    if volumes:
+        app.note(touched=True)
+    snap = snapshots.take(app, old, volumes, f"before the switch to {new.path.name}", reporter) if volumes else None
+    if snap:
+        app.note(snapshot=snap.id)
+    hook = hooks.run(app, old, "before-rollback", reporter) if event == "rolled-back" else None
+    hook = hook or hooks.run(app, new, "before-switch", reporter)
+    ran += [hook] if hook else []
+    if hook is None or hook.ok:
+        return snap
+    app.record("failed", version=new.path.name, reason=hook.detail)
+    draft = rollback_report.gather(app, new, old.path.name, hook.detail, ran)
+    restored, why = _bring_back(app, old, None, snap, opts, reporter)
+    app.end()
+    reporter.step(rollback_report.write(app, new, draft).rstrip())
+    if not restored:
+        raise DeployFailedUnrestored(f"{hook.detail}, and {old.path.name} did not come back ({why}); "
+                                     "see satchel status")
+    raise DeployFailedRestored(f"{new.path.name} was not switched to: {hook.detail}; {old.path.name} runs on "
+                               + ("with the data it had" if snap else "unchanged"))
+
+
+def _bring_back(app: App, old: releases.Release, failed: releases.Release | None, snap: snapshots.Snapshot | None,
+                opts: InstallOptions, reporter: Reporter) -> tuple[bool, str]:
+    """Start `old` again, on the data it had when it was stopped when there is a snapshot (the
+    failed release, or the hook's containers, are stopped first)."""
+    if snap:
+        snapshots.restore(app, snap, failed or old, reporter)
+    return start(old, opts, reporter, f"restoring {old.path.name}")
 
 
 def start(release: releases.Release, opts: InstallOptions, reporter: Reporter, doing: str) -> tuple[bool, str]:
@@ -84,9 +145,14 @@ def recover(app: App, opts: InstallOptions, reporter: Reporter) -> dict[str, str
     if app.current() == to and to is not None and releases.exists(app, to):
         reporter.step(f"finishing an interrupted {job.get('op')} of {to}")
         event = {"install": "installed", "config": "configured"}.get(str(job.get("op")), "rolled-back")
-        deploy(app, to, frm, opts, reporter, event)
+        deploy(app, to, frm, opts, reporter, event, resumed=job)
         return job
-    # The switch never happened: the old release is current and was never stopped.
+    # The switch never happened: the old release is current. If its services were stopped for
+    # a snapshot, or a hook may have changed its data, it is brought back on the data it had.
+    if job.get("touched") and frm and releases.exists(app, frm):
+        snap = snapshots.load(app, job["snapshot"]) if job.get("snapshot") else None
+        reporter.step(f"bringing {frm} back after an interrupted {job.get('op')}")
+        _bring_back(app, releases.load(app, frm), None, snap, opts, reporter)
     app.record("interrupted", op=job.get("op"), version=to)
     app.end()
     return None

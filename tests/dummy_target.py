@@ -4,6 +4,11 @@ installer.targets.REGISTERED; no Docker, no cluster."""
 
 from __future__ import annotations
 
+import io
+import shutil
+import tarfile
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -32,8 +37,10 @@ class DummyTarget:
     # A release is named by its directory (a config release 1.0.0+config.1 is bundle 1.0.0).
     def apply(self, release: Any, wait_timeout: int, observe: Any) -> tuple[bool, str]:
         self.state.write_text(release.path.name)
+        for data in release.manifest().lifecycle.data:      # as Compose creates a missing volume
+            self.volume_dir(data.volume).mkdir(parents=True, exist_ok=True)
         ok = release.version not in self.broken
-        return ok, "healthy" if ok else "broken on purpose"
+        return ok, "healthy" if ok else "app: health check failing: broken on purpose"
 
     def stop(self, release: Any) -> None:
         if self.running() == release.path.name:
@@ -56,3 +63,41 @@ class DummyTarget:
 
     def collect(self, release: Any, c: Any, since: datetime | None) -> None:
         c.facts["containers"] = self.services(release)
+
+    # Data: a volume is a directory beside the state file. Hooks are tiny scripts:
+    # ["put", VOLUME, FILE, TEXT] writes a file into a volume, ["fail", WHY] fails.
+
+    def volume_dir(self, key: str) -> Path:
+        return self.state.parent / "volumes" / key
+
+    def data_volume(self, release: Any, key: str) -> dict[str, Any] | None:
+        return {"Name": key, "Driver": "local", "Labels": {}} if self.volume_dir(key).is_dir() else None
+
+    def volume_size(self, release: Any, volume: dict[str, Any]) -> int:
+        return sum(p.stat().st_size for p in self.volume_dir(volume["Name"]).rglob("*") if p.is_file())
+
+    @contextmanager
+    def export_volume(self, release: Any, volume: dict[str, Any]) -> Iterator[Iterator[bytes]]:
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as tar:
+            tar.add(self.volume_dir(volume["Name"]), arcname="data")
+        yield iter([buf.getvalue()])
+
+    def import_volume(self, release: Any, volume: dict[str, Any], archive: Iterable[bytes]) -> None:
+        where = self.volume_dir(volume["Name"])
+        shutil.rmtree(where, ignore_errors=True)
+        with tarfile.open(fileobj=io.BytesIO(b"".join(archive))) as tar:
+            tar.extractall(where.parent / ".restore", filter="data")
+        (where.parent / ".restore" / "data").rename(where)
+        shutil.rmtree(where.parent / ".restore")
+
+    def quiesce(self, release: Any, data: Any) -> None:
+        """Nothing runs for real: there is nothing to stop."""
+
+    def run_hook(self, release: Any, hook: Any) -> tuple[bool, str]:
+        verb, *args = hook.command
+        if verb == "put":
+            volume, name, text = args
+            (self.volume_dir(volume) / name).write_text(text)
+            return True, f"wrote {name}"
+        return False, " ".join(args) or "failed"

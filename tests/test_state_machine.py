@@ -6,6 +6,7 @@ the job. The end-to-end kill -9 tests with Docker stay (tests/test_install_e2e.p
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -142,7 +143,13 @@ def consistent(app: App, allowed: set[str | None]) -> str | None:
     return current
 
 
-def _scenarios(bundles: dict[str, Path]):
+def _volume(app: App) -> dict[str, str]:
+    """The dummy target's volume db (beside the roots of the sweep: tests/dummy_target.py)."""
+    db = app.host.path.parent / "volumes" / "db"
+    return {p.name: p.read_text() for p in sorted(db.iterdir())} if db.is_dir() else {}
+
+
+def _scenarios(bundles: dict[str, Path], data: dict[str, Path]):
     """(name, set-up, operation, states allowed after a crash, check of the finished state)."""
 
     def upgrade_from_1_0_0(host, opts):
@@ -159,6 +166,18 @@ def _scenarios(bundles: dict[str, Path]):
     def config_release(app):
         return (app.current() or "").startswith("1.0.0+config.")
 
+    def data_1_0_0(host, opts):
+        install(host, data["1.0.0"], opts)
+        (host.path.parent / "volumes" / "db" / "rows").write_text("rows")
+
+    def data_1_1_0(host, opts):
+        data_1_0_0(host, opts)
+        install(host, data["1.1.0"], opts)
+
+    def failing(host, opts):
+        with contextlib.suppress(DeployFailedRestored):
+            install(host, data["1.2.0"], opts)
+
     return [
         ("install", upgrade_from_1_0_0, lambda host, opts: install(host, bundles["1.1.0"], opts),
          {"1.0.0", "1.1.0"}, lambda app: app.current() == "1.1.0"),
@@ -172,20 +191,37 @@ def _scenarios(bundles: dict[str, Path]):
          {"1.0.0", "1.1.0"}, lambda app: app.current() == "1.1.0"),
         ("remove", two_installed, lambda host, opts: remove(host.app("hello"), False),
          {"1.1.0", None}, lambda app: not app.installed() and not list(app.store.blobs.iterdir())),
+        ("install with data and a hook", data_1_0_0, lambda host, opts: install(host, data["1.1.0"], opts),
+         {"1.0.0", "1.1.0"}, lambda app: app.current() == "1.1.0" and _volume(app) == {"rows": "rows", "schema": "v2"}),
+        ("failing install with data", data_1_1_0, failing, {"1.1.0", "1.2.0"},
+         lambda app: app.current() == "1.1.0" and _volume(app) == {"rows": "rows", "schema": "v2"}),
+        ("rollback with data", data_1_1_0,
+         lambda host, opts: rollback(host.app("hello"), None, replace(opts, with_data=True)),
+         {"1.0.0", "1.1.0"}, lambda app: app.current() == "1.0.0" and _volume(app) == {"rows": "rows"}),
     ]
 
 
-def test_crash_at_every_failure_point_then_the_next_run_finishes(tmp_path, keys, bundles, monkeypatch):
+def test_crash_at_every_failure_point_then_the_next_run_finishes(tmp_path, keys, bundles, data_bundles, monkeypatch):
     reached: set[str] = set()
-    for name, setup, operation, allowed, finished in _scenarios(bundles):
+    for name, setup, operation, allowed, finished in _scenarios(bundles, data_bundles):
         base = tmp_path / re.sub(r"\W+", "-", name)
-        target = DummyTarget(base / "running", broken=set())
+        target = DummyTarget(base / "running", broken={"1.2.0"})
         monkeypatch.setitem(targets.REGISTERED, "dummy", target)
         opts = InstallOptions(keys=[load_verify_key(keys["vendor.pub"])], target="dummy", sink=MemoryRegistry(),
                               wait_timeout=5, keep=2)
         template = base / "template"
         setup(Host(template), opts)
         shutil.copy(target.state, base / "template-running")
+        volumes = base / "volumes"
+        if volumes.is_dir():
+            shutil.copytree(volumes, base / "template-volumes")
+
+        def engine_as_set_up(base=base, volumes=volumes, target=target):
+            shutil.copy(base / "template-running", target.state)
+            if volumes.is_dir():
+                shutil.rmtree(volumes)
+                shutil.copytree(base / "template-volumes", volumes)
+
         probe = base / "probe"
         shutil.copytree(template, probe, symlinks=True)
         points = points_passed(lambda op=operation, probe=probe, opts=opts: op(Host(probe), opts))
@@ -194,7 +230,7 @@ def test_crash_at_every_failure_point_then_the_next_run_finishes(tmp_path, keys,
             nth = points[:i].count(point)
             root_dir = base / f"crash-{point}-{nth}"
             shutil.copytree(template, root_dir, symlinks=True)
-            shutil.copy(base / "template-running", target.state)
+            engine_as_set_up()
             host = Host(root_dir)
             app = host.app("hello")
             code = in_child(lambda op=operation, host=host, opts=opts: op(host, opts), point, nth)

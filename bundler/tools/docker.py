@@ -9,7 +9,7 @@ from typing import Any
 from ..errors import EnvironmentProblem, SpecError
 
 
-def _client() -> Any:
+def connect() -> Any:
     import docker  # imported lazily: the verify path must not need it
     from docker.errors import DockerException
 
@@ -26,12 +26,12 @@ def _client() -> Any:
 
 def ping() -> None:
     """EnvironmentProblem (exit 4) unless the engine answers."""
-    _client().close()
+    connect().close()
 
 
 def project_config_files(project: str) -> dict[str, str]:
     """Each container of a Compose project (running or not) -> the compose files it came from."""
-    client = _client()
+    client = connect()
     try:
         return {c.name: c.labels.get("com.docker.compose.project.config_files", "")
                 for c in client.containers.list(all=True, filters={"label": f"com.docker.compose.project={project}"})}
@@ -43,7 +43,7 @@ def save_image(ref: str, dest: Path) -> None:
     """`docker save` one image into dest, streamed to disk."""
     from docker.errors import APIError, ImageNotFound
 
-    client = _client()
+    client = connect()
     try:
         image = client.images.get(ref)
         named = ref if ref in image.tags else False
@@ -65,7 +65,7 @@ def save_image(ref: str, dest: Path) -> None:
 
 def engine_report() -> dict[str, Any]:
     """`docker version` and `docker info` as data."""
-    client = _client()
+    client = connect()
     try:
         return {"version": client.version(), "info": client.info()}
     finally:
@@ -74,7 +74,7 @@ def engine_report() -> dict[str, Any]:
 
 def project_containers(project: str, log_since: int | None, log_lines: int = 500) -> list[dict[str, Any]]:
     """Inspect data and recent logs (none when log_lines is 0) of every container of a Compose project."""
-    client = _client()
+    client = connect()
     try:
         out = []
         for container in client.containers.list(all=True, filters={"label": f"com.docker.compose.project={project}"}):
@@ -89,7 +89,7 @@ def image_id(ref: str) -> str | None:
     """The local engine's id for an image reference, or None when it does not have it."""
     from docker.errors import ImageNotFound
 
-    client = _client()
+    client = connect()
     try:
         return str(client.api.inspect_image(ref)["Id"])
     except ImageNotFound:
@@ -102,7 +102,7 @@ def import_image(tag: str, rootfs: Path) -> None:
     """`docker import` a root file system tar as `tag`, unless the engine already has it."""
     from docker.errors import APIError, ImageNotFound
 
-    client = _client()
+    client = connect()
     try:
         try:
             client.images.get(tag)
@@ -121,7 +121,7 @@ def container_state(name: str) -> dict[str, Any] | None:
     """`State` of the named container, or None when there is none."""
     from docker.errors import NotFound
 
-    client = _client()
+    client = connect()
     try:
         return dict(client.api.inspect_container(name)["State"])
     except NotFound:
@@ -136,7 +136,7 @@ def run_service(name: str, image: str, command: list[str], mounts: dict[str, tup
     a daemon restart or a reboot. `mounts` maps host path -> (container path, mode)."""
     from docker.errors import APIError
 
-    client = _client()
+    client = connect()
     try:
         client.containers.run(image, command[1:], entrypoint=command[:1], name=name, detach=True,
                               network_mode="host", labels=labels, restart_policy={"Name": "always"},
@@ -150,7 +150,7 @@ def run_service(name: str, image: str, command: list[str], mounts: dict[str, tup
 def start_container(name: str) -> None:
     from docker.errors import APIError
 
-    client = _client()
+    client = connect()
     try:
         client.api.start(name)
     except APIError as exc:
@@ -160,7 +160,7 @@ def start_container(name: str) -> None:
 
 
 def container_logs(name: str, lines: int = 5) -> str:
-    client = _client()
+    client = connect()
     try:
         return bytes(client.api.logs(name, tail=lines)).decode(errors="replace")
     finally:
@@ -171,7 +171,7 @@ def remove_container(name: str) -> None:
     """Stop and remove the named container; nothing happens when there is none."""
     from docker.errors import NotFound
 
-    client = _client()
+    client = connect()
     try:
         client.api.remove_container(name, force=True)
     except NotFound:
@@ -185,7 +185,7 @@ def exec_in(name: str, command: list[str]) -> str:
     """Run a command in the named running container: its output; EnvironmentProblem unless it exits 0."""
     from docker.errors import APIError
 
-    client = _client()
+    client = connect()
     try:
         code, output = client.containers.get(name).exec_run(command)
     except APIError as exc:

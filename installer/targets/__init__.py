@@ -7,13 +7,16 @@ rollback report quotes, and what diagnostics collect."""
 from __future__ import annotations
 
 import importlib
+from collections.abc import Iterable, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from bundler import targets as names
 from bundler.errors import SpecError
+from bundler.lifecycle import DataVolume, Hook
 from bundler.manifest import BundleManifest
 from bundler.oci.layout import Layout
 from bundler.oci.refs import Reference
@@ -68,6 +71,35 @@ class Target(Protocol):
 
     def collect(self, release: Release, c: Collection, since: datetime | None) -> None:
         """Diagnostics: containers (or pods) as facts, their inspect data and logs as files."""
+
+
+@runtime_checkable
+class DataTarget(Protocol):
+    """What a target that runs containers with volumes adds: the data a release keeps in its
+    volumes (bundler/lifecycle.py), and one-off jobs (hooks) from its images."""
+
+    def data_volume(self, release: Release, key: str) -> dict[str, Any] | None:
+        """The engine's volume for the declared name (its Name, Driver, Options, Labels), if it exists."""
+
+    def volume_size(self, release: Release, volume: dict[str, Any]) -> int: ...
+
+    def export_volume(self, release: Release, volume: dict[str, Any]) -> AbstractContextManager[Iterator[bytes]]:
+        """The volume's files as a tar stream."""
+
+    def import_volume(self, release: Release, volume: dict[str, Any], archive: Iterable[bytes]) -> None:
+        """Replace the volume's files with the archive's; no container may be using it."""
+
+    def quiesce(self, release: Release, data: DataVolume) -> None:
+        """Make the volume consistent for a copy, as declared (stop its writers, or run a command)."""
+
+    def run_hook(self, release: Release, hook: Hook) -> tuple[bool, str]:
+        """Run the job to its end or its timeout: (succeeded, its output)."""
+
+
+def data_target(release: Release) -> DataTarget | None:
+    """The release's target if it keeps data in volumes (snapshots, hooks), else None."""
+    target = for_release(release)
+    return target if isinstance(target, DataTarget) else None
 
 
 def local_images(manifest: BundleManifest, registry: str) -> dict[str, str]:

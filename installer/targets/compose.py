@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable, Iterator
+from contextlib import AbstractContextManager
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -11,6 +13,7 @@ import yaml
 
 from bundler.compose_vars import interpolate_defaults
 from bundler.errors import BundleError, EnvironmentProblem
+from bundler.lifecycle import DataVolume, Hook
 from bundler.oci.layout import write_atomic
 from bundler.oci.model import Descriptor
 from bundler.oci.refs import Reference
@@ -18,7 +21,7 @@ from bundler.tools import docker
 
 from .. import health
 from ..diagnostics.redact import mask_env
-from ..tools import compose
+from ..tools import compose, volumes
 from . import RenderRequest, local_images
 
 if TYPE_CHECKING:
@@ -117,11 +120,7 @@ class ComposeTarget:
         if not release.info.compose:
             return []
         files = self._files(release)
-        images: dict[str, str] = {}
-        for f in files:
-            doc: Any = yaml.safe_load(f.read_text()) or {}
-            images.update({name: str(s["image"]) for name, s in (doc.get("services") or {}).items()
-                           if isinstance(s, dict) and s.get("image")})
+        images = {name: str(s["image"]) for name, s in self._services(release).items() if s.get("image")}
         hashes = compose.config_hashes(release.project, files, release.path, self._env(release))
         found, seen = [], set()
         for item in docker.project_containers(release.project, None, 0):
@@ -142,6 +141,61 @@ class ComposeTarget:
         found += [{"service": service, "container": "", "kind": "missing", "detail": "no container"}
                   for service in sorted(set(hashes) - seen)]
         return found
+
+    # -- data (the DataTarget protocol) ---------------------------------------------
+
+    def data_volume(self, release: Release, key: str) -> dict[str, Any] | None:
+        return volumes.find(release.project, key)
+
+    def volume_size(self, release: Release, volume: dict[str, Any]) -> int:
+        return volumes.size(volume["Name"])
+
+    def export_volume(self, release: Release, volume: dict[str, Any]) -> AbstractContextManager[Iterator[bytes]]:
+        return volumes.export(volume["Name"], self._any_image(release))
+
+    def import_volume(self, release: Release, volume: dict[str, Any], archive: Iterable[bytes]) -> None:
+        volumes.replace(volume, self._any_image(release), archive)
+
+    def quiesce(self, release: Release, data: DataVolume) -> None:
+        files, env = self._files(release), self._env(release)
+        if data.quiesce == "command":
+            ok, out = compose.job(release.project, files, release.path, ["exec", "-T", data.service, *data.command],
+                                  600, env)
+            if not ok:
+                raise EnvironmentProblem(f"making volume {data.volume} consistent ({data.service}: "
+                                         f"{' '.join(data.command)}) failed: {(out.splitlines() or ['no output'])[-1]}")
+        elif data.quiesce == "stop" and (writers := self._mounting(release, data.volume)):
+            ok, out = compose.job(release.project, files, release.path, ["stop", "-t", "10", *writers], 120, env)
+            if not ok:
+                raise EnvironmentProblem(f"cannot stop {', '.join(writers)}: {(out.splitlines() or ['no output'])[-1]}")
+
+    def run_hook(self, release: Release, hook: Hook) -> tuple[bool, str]:
+        """`compose run --rm --no-deps` of the hook's service: its image, environment and volumes."""
+        return compose.job(release.project, self._files(release), release.path,
+                           ["run", "--rm", "--no-deps", "-T", hook.service, *hook.command], hook.timeout,
+                           self._env(release))
+
+    def _services(self, release: Release) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for f in self._files(release):
+            doc: Any = yaml.safe_load(f.read_text()) or {}
+            out.update({k: v for k, v in (doc.get("services") or {}).items() if isinstance(v, dict)})
+        return out
+
+    def _any_image(self, release: Release) -> str:
+        """An image of the release (pinned by digest to the local registry) to mount volumes with."""
+        images = sorted({str(s["image"]) for s in self._services(release).values() if s.get("image")})
+        if not images:
+            raise EnvironmentProblem(f"release {release.version} has no image to mount its volumes with")
+        return images[0]
+
+    def _mounting(self, release: Release, key: str) -> list[str]:
+        """The services that mount the named volume (short or long syntax)."""
+        def source(mount: Any) -> str:
+            return str(mount.get("source", "")) if isinstance(mount, dict) else str(mount).split(":", 1)[0]
+
+        return sorted(name for name, s in self._services(release).items()
+                      if any(source(m) == key for m in s.get("volumes") or []))
 
     def logs(self, release: Release, services: set[str], lines: int) -> dict[str, str]:
         out = {}

@@ -87,6 +87,17 @@ def up(project: str, files: list[Path], cwd: Path, wait_timeout: int,
     return proc.returncode == 0, detail
 
 
+def job(project: str, files: list[Path], cwd: Path, args: list[str], timeout: float,
+        settings: dict[str, str] | None = None) -> tuple[bool, str]:
+    """A command that may fail or time out as part of the answer (a hook, a quiesce command):
+    (exited 0, its output: stdout then stderr)."""
+    try:
+        proc = run(project, files, args, cwd, timeout=timeout, settings=settings)
+    except EnvironmentProblem as exc:
+        return False, str(exc)
+    return proc.returncode == 0, (proc.stdout + proc.stderr).strip()
+
+
 def down(project: str, files: list[Path], cwd: Path, settings: dict[str, str] | None = None,
          volumes: bool = False) -> tuple[bool, str]:
     """Containers and networks of the project (and its volumes if asked): (done, detail)."""
