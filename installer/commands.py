@@ -25,6 +25,7 @@ from .install import install, rollback
 from .intake import trusted_keys
 from .options import InstallOptions
 from .removal import remove
+from .snapshot_commands import snapshots_cmd
 from .status import inventory, status
 from .targets.helm import HelmSettings
 from .truststore import TrustStore
@@ -82,14 +83,18 @@ def install_cmd(ctx: click.Context, bundle: Path, keys: tuple[Path, ...], allow_
 @click.command("rollback")
 @click.option("--to", "to", default=None, help="Version to go back to (default: the previous release); "
               "the current version re-applies it.")
+@click.option("--with-data", is_flag=True, help="Also bring back the data the release had when it was left "
+              "(its latest snapshot); the data of now is snapshotted first.")
 @app_option
 @deploy_options
 @click.pass_context
-def rollback_cmd(ctx: click.Context, to: str | None, app_name: str | None, wait_timeout: int, lock_wait: float,
-                 registry: str | None, registry_insecure: bool, registry_ca: str | None, as_json: bool) -> None:
-    """Switch an application back to an earlier release kept on this host."""
+def rollback_cmd(ctx: click.Context, to: str | None, with_data: bool, app_name: str | None, wait_timeout: int,
+                 lock_wait: float, registry: str | None, registry_insecure: bool, registry_ca: str | None,
+                 as_json: bool) -> None:
+    """Switch an application back to an earlier release kept on this host. Its data volumes are
+    left as they are unless --with-data."""
     opts = InstallOptions(registry=registry, registry_insecure=registry_insecure, registry_ca=registry_ca,
-                          wait_timeout=wait_timeout, lock_wait=lock_wait)
+                          wait_timeout=wait_timeout, lock_wait=lock_wait, with_data=with_data)
     out = logged(ctx, "rollback", lambda host, reporter: rollback(host.select(app_name), to, opts, reporter),
                   as_json)
     if not as_json and out.action == "reapplied":
@@ -309,4 +314,4 @@ def inventory_cmd(ctx: click.Context, output: Path) -> None:
 
 
 COMMANDS = [install_cmd, rollback_cmd, remove_cmd, status_cmd, history_cmd, trust_cmd, diagnostics, inventory_cmd,
-            config_cmd, store_cmd]
+            config_cmd, store_cmd, snapshots_cmd]

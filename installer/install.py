@@ -104,6 +104,9 @@ def rollback(app: App, to: str | None, opts: InstallOptions, reporter: Reporter 
         if opts.registry is None:
             # The managed registry may have been restarted or emptied: push again (skips present blobs).
             push_release(app.host.store, registry_client(app.host, opts), release.manifest(), at_rest=True)
+        if target_version == current and opts.with_data:
+            raise SpecError(f"{current} is the current release: --with-data goes with a switch; "
+                            "satchel snapshots restore ID puts data back under it")
         if target_version == current:
             # Re-apply the current release: brings back containers removed or stopped by hand.
             ok, detail = start(release, opts, reporter, f"re-applying {current}")
@@ -117,6 +120,23 @@ def rollback(app: App, to: str | None, opts: InstallOptions, reporter: Reporter 
         if current:
             selfupdate.restore(app, current, reporter)
         return Outcome("rolled-back", target_version, current, app=app.name)
+
+
+def restore_data(app: App, snap_id: str, opts: InstallOptions, reporter: Reporter = QUIET) -> Outcome:
+    """Put a snapshot's data back under the current release: a switch from the current release
+    to itself with the data restored, so the data it replaces is snapshotted first (and comes
+    back if the release does not get healthy on the restored data)."""
+    app.host.init()
+    with app.host.lock(opts.lock_wait):
+        recover(app, opts, reporter)
+        current = app.current()
+        if current is None:
+            raise SpecError(f"{app.name} has no current release to restore data under")
+        snap = snapshots.load(app, snap_id)
+        for_release(releases.load(app, current)).check(releases.load(app, current).project, app.owned_dirs())
+        app.begin(op="data", to=current, data=snap.id, **{"from": current})
+        deploy(app, current, current, opts, reporter, "data-restored", data=snap)
+        return Outcome("data-restored", current, current, app=app.name)
 
 
 def _data_of(app: App, version: str, with_data: bool, reporter: Reporter) -> snapshots.Snapshot | None:

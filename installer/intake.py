@@ -31,7 +31,7 @@ from signing.errors import ExpiredError
 from signing.grammar import format_time, now_utc, parse_time, version_key
 from signing.keys import VerifyKey, load_verify_key
 
-from . import faults, keychanges, releases, selfupdate, targets
+from . import faults, keychanges, releases, selfupdate, snapshots, targets
 from .config import resolve_settings
 from .options import InstallOptions, space_margin
 from .state import App, Host
@@ -207,6 +207,9 @@ def take_in(host: Host, bundle: Path, opts: InstallOptions, reporter: Reporter) 
             check_project_free(app, project)
             targets.choose(opts.target, manifest).check(project, app.owned_dirs())
         check_delta_base(host, manifest)
+        if current and opts.render_only is None:
+            running = releases.load(app, current)
+            snapshots.check_room(app, running, snapshots.declared(manifest, running.manifest()))
         check_space(host, manifest)
         if opts.registry is None and opts.sink is None:
             ManagedRegistry(host.registry_dir).check_port()

@@ -21,6 +21,7 @@ import zstandard
 
 from bundler.errors import EnvironmentProblem
 from bundler.lifecycle import DataVolume
+from bundler.manifest import BundleManifest
 from bundler.oci.layout import fsync_dir, write_atomic
 from bundler.progress import Reporter
 from signing.grammar import utc_stamp
@@ -56,28 +57,41 @@ def root(app: App) -> Path:
     return app.dir / "snapshots"
 
 
-def declared(*releases: Release | None) -> tuple[DataVolume, ...]:
+def declared(*manifests: BundleManifest) -> tuple[DataVolume, ...]:
     """The data volumes the releases declare, each once (the newer release's word first)."""
     out: dict[str, DataVolume] = {}
-    for release in releases:
-        for volume in release.manifest().lifecycle.data if release else ():
+    for manifest in manifests:
+        for volume in manifest.lifecycle.data:
             out.setdefault(volume.volume, volume)
     return tuple(out.values())
+
+
+def _existing(owner: Release, volumes: tuple[DataVolume, ...]) -> list[tuple[DataVolume, dict[str, Any]]]:
+    target = data_target(owner)
+    return [(v, attrs) for v in volumes if target and (attrs := target.data_volume(owner, v.volume)) is not None]
+
+
+def check_room(app: App, owner: Release, volumes: tuple[DataVolume, ...]) -> None:
+    """EnvironmentProblem (exit 4) unless a snapshot of the volumes fits beside the margin
+    (judged by the volumes' uncompressed size: the compressed copy is rarely larger)."""
+    found, target = _existing(owner, volumes), data_target(owner)
+    if not found or target is None:
+        return
+    need = sum(max(target.volume_size(owner, attrs), 0) for _, attrs in found)
+    free, margin = shutil.disk_usage(app.host.path).free, space_margin()
+    if need + margin > free:
+        raise EnvironmentProblem(f"a snapshot of {', '.join(v.volume for v, _ in found)} needs up to "
+                                 f"{need >> 20} MiB and {margin >> 20} MiB to spare, but {app.host.path} has "
+                                 f"{free >> 20} MiB free; free some space and try again")
 
 
 def take(app: App, owner: Release, volumes: tuple[DataVolume, ...], reason: str, reporter: Reporter) -> Snapshot | None:
     """Snapshot the owner's declared volumes that exist (None if none does). Free space is checked
     before anything is stopped; then each volume is made consistent as declared, and copied."""
-    target = data_target(owner)
-    found = [(v, attrs) for v in volumes if target and (attrs := target.data_volume(owner, v.volume)) is not None]
-    if not target or not found:
+    found, target = _existing(owner, volumes), data_target(owner)
+    if not found or target is None:
         return None
-    need = sum(max(target.volume_size(owner, attrs), 0) for _, attrs in found)
-    free, margin = shutil.disk_usage(app.dir).free, space_margin()
-    if need + margin > free:
-        raise EnvironmentProblem(f"a snapshot of {', '.join(v.volume for v, _ in found)} needs up to "
-                                 f"{need >> 20} MiB and {margin >> 20} MiB to spare, but {app.dir} has "
-                                 f"{free >> 20} MiB free; free some space and try again")
+    check_room(app, owner, volumes)
     for volume, _ in found:
         target.quiesce(owner, volume)
     snap_id = _new_id(app, owner)

@@ -83,7 +83,7 @@ def _prepare(app: App, new: releases.Release, old: releases.Release | None, opts
     what it may have done: the snapshot goes back and the old release runs on, untouched."""
     if old is None or app.current() != old.path.name:
         return None
-    volumes = snapshots.declared(new, old)
+    volumes = snapshots.declared(new.manifest(), old.manifest())
     if volumes:
         app.note(touched=True)
     snap = snapshots.take(app, old, volumes, f"before the switch to {new.path.name}", reporter) if volumes else None
@@ -144,7 +144,8 @@ def recover(app: App, opts: InstallOptions, reporter: Reporter) -> dict[str, str
     to, frm = job.get("to"), job.get("from")
     if app.current() == to and to is not None and releases.exists(app, to):
         reporter.step(f"finishing an interrupted {job.get('op')} of {to}")
-        event = {"install": "installed", "config": "configured"}.get(str(job.get("op")), "rolled-back")
+        event = {"install": "installed", "config": "configured", "data": "data-restored"}.get(str(job.get("op")),
+                                                                                             "rolled-back")
         deploy(app, to, frm, opts, reporter, event, resumed=job)
         return job
     # The switch never happened: the old release is current. If its services were stopped for

@@ -27,11 +27,12 @@ BROKEN = '["CMD", "/bin/busybox", "false"]'
 
 def make_bundle(d: Path, version: str, keys, healthcheck: str = HEALTHY, web_extra: str = "",
                 web_command: str = '["/bin/busybox", "httpd", "-f", "-p", "8080", "-h", "/www"]',
-                spec_extra: str = "", name: str = "hello", payload: int | None = None) -> Path:
+                spec_extra: str = "", name: str = "hello", payload: int | None = None, compose_extra: str = "") -> Path:
     """Application `name`: web (httpd + healthcheck) and worker; its page names the app and version.
     One image of one layer (a busybox rootfs), or with `payload` two: the busybox layer every app
     and version shares, and a layer of its own (the page and `payload` random bytes).
-    `web_extra` adds YAML lines to the web service; `spec_extra` to satchel.yaml."""
+    `web_extra` adds YAML lines to the web service; `compose_extra` to the end of compose.yaml
+    (top-level keys such as volumes:); `spec_extra` to satchel.yaml."""
     d.mkdir(parents=True, exist_ok=True)
     page = f"{name} {version}\n"
     tag = version.replace("+", "_")      # an image tag cannot hold a semver's build metadata
@@ -53,7 +54,7 @@ def make_bundle(d: Path, version: str, keys, healthcheck: str = HEALTHY, web_ext
         f"    command: {web_command}\n{web_extra}"
         f"    healthcheck:\n      test: {healthcheck}\n      interval: 1s\n      timeout: 2s\n      retries: 3\n"
         f"  worker:\n    image: acme/web:{tag}\n"
-        '    command: ["/bin/busybox", "sleep", "3600"]\n')
+        '    command: ["/bin/busybox", "sleep", "3600"]\n' + compose_extra)
     (d / "satchel.yaml").write_text(
         f"name: {name}\nversion: {version}\ncompose: [compose.yaml]\n{spec_extra}"
         f"images:\n  - ref: acme/web:{tag}\n    source: {source}\n")
