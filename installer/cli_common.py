@@ -3,6 +3,7 @@ options of every deploying command, and the run log each deploying command write
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -76,6 +77,9 @@ DEPLOY_OPTIONS = [
     click.option("--timeout", "wait_timeout", type=SECONDS, default="120s", show_default=True,
                  help="How long to wait for the services to be healthy (90s, 5m or seconds)."),
     click.option("--wait", "lock_wait", type=DURATION, default=0, help="Wait this long for another satchel run."),
+    click.option("--watch", type=DURATION, default=None,
+                 help="After the switch, keep watching this long and roll back (data included) if the release "
+                      "fails (default: the bundle's health policy; 0: no watch)."),
     click.option("--registry", default=None, help="Push to this existing registry (HOST[:PORT]) instead of "
                  "the managed one; credentials from Docker's config.json."),
     click.option("--registry-insecure", is_flag=True, help="Allow plain HTTP to --registry."),
@@ -85,6 +89,16 @@ DEPLOY_OPTIONS = [
 
 
 def deploy_options(fn: Any) -> Any:
+    """The options every switching command takes, handed to it as one `deploy` mapping of
+    InstallOptions fields (and `as_json` on its own)."""
+    @functools.wraps(fn)
+    def wrapper(*args: Any, wait_timeout: int, lock_wait: float, watch: float | None, registry: str | None,
+                registry_insecure: bool, registry_ca: str | None, **kwargs: Any) -> Any:
+        deploy = {"wait_timeout": wait_timeout, "lock_wait": lock_wait, "registry": registry,
+                  "registry_insecure": registry_insecure, "registry_ca": registry_ca,
+                  "watch": None if watch is None else int(watch)}
+        return fn(*args, deploy=deploy, **kwargs)
+
     for option in reversed(DEPLOY_OPTIONS):
-        fn = option(fn)
-    return fn
+        wrapper = option(wrapper)
+    return wrapper

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -55,15 +56,12 @@ from .truststore import TrustStore
 def install_cmd(ctx: click.Context, bundle: Path, keys: tuple[Path, ...], allow_downgrade: bool, replace_build: bool,
                 keep: int,
                 project: str | None, target: str | None, values: tuple[Path, ...], sets: tuple[str, ...],
-                namespace: str, kubeconfig: str | None, render_only: Path | None, wait_timeout: int,
-                lock_wait: float, registry: str | None, registry_insecure: bool, registry_ca: str | None,
+                namespace: str, kubeconfig: str | None, render_only: Path | None, deploy: dict[str, Any],
                 as_json: bool) -> None:
     """Verify BUNDLE, load its images and switch the application to it."""
-    opts = InstallOptions(keys=[load_verify_key(k) for k in keys], registry=registry,
-                          registry_insecure=registry_insecure, registry_ca=registry_ca,
-                          allow_downgrade=allow_downgrade, replace_build=replace_build, wait_timeout=wait_timeout,
-                          keep=keep,
-                          project=project, lock_wait=lock_wait, target=target, render_only=render_only,
+    opts = InstallOptions(**deploy, keys=[load_verify_key(k) for k in keys], allow_downgrade=allow_downgrade,
+                          replace_build=replace_build, keep=keep, project=project, target=target,
+                          render_only=render_only,
                           helm=HelmSettings(namespace, values, sets, kubeconfig),
                           settings=parse_assignments(sets, "--set"))
     out = logged(ctx, "install", lambda host, reporter: install(host, bundle, opts, reporter), as_json,
@@ -88,13 +86,11 @@ def install_cmd(ctx: click.Context, bundle: Path, keys: tuple[Path, ...], allow_
 @app_option
 @deploy_options
 @click.pass_context
-def rollback_cmd(ctx: click.Context, to: str | None, with_data: bool, app_name: str | None, wait_timeout: int,
-                 lock_wait: float, registry: str | None, registry_insecure: bool, registry_ca: str | None,
+def rollback_cmd(ctx: click.Context, to: str | None, with_data: bool, app_name: str | None, deploy: dict[str, Any],
                  as_json: bool) -> None:
     """Switch an application back to an earlier release kept on this host. Its data volumes are
     left as they are unless --with-data."""
-    opts = InstallOptions(registry=registry, registry_insecure=registry_insecure, registry_ca=registry_ca,
-                          wait_timeout=wait_timeout, lock_wait=lock_wait, with_data=with_data)
+    opts = InstallOptions(**deploy, with_data=with_data)
     out = logged(ctx, "rollback", lambda host, reporter: rollback(host.select(app_name), to, opts, reporter),
                   as_json)
     if not as_json and out.action == "reapplied":
@@ -161,7 +157,11 @@ def status_cmd(ctx: click.Context, app_name: str | None, as_json: bool) -> None:
         click.echo(f"  drift: {d['service']} {d['container']}: {d['kind']}: {d['detail']}")
     click.echo("releases kept: " + (", ".join(f"{v} (current)" if v == current else v for v in info["releases"])
                                     or "none"))
-    if info["pending"]:
+    watch_until = (info["pending"] or {}).get("watch_until")
+    if watch_until:
+        click.echo(f"watching until {watch_until}: rolled back automatically if it fails (if no satchel runs, "
+                   "the next command concludes the watch)")
+    elif info["pending"]:
         click.echo(f"interrupted operation pending: {info['pending']} (the next command finishes it)")
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -87,11 +88,10 @@ def config_show(ctx: click.Context, app_name: str | None, as_json: bool) -> None
 @app_option
 @deploy_options
 @click.pass_context
-def config_apply(ctx: click.Context, sets: tuple[str, ...], app_name: str | None, wait_timeout: int,
-                 lock_wait: float, registry: str | None, registry_insecure: bool, registry_ca: str | None,
+def config_apply(ctx: click.Context, sets: tuple[str, ...], app_name: str | None, deploy: dict[str, Any],
                  as_json: bool) -> None:
     """Make a new release with the current bundle and the current configuration."""
-    opts = InstallOptions(wait_timeout=wait_timeout, lock_wait=lock_wait, settings=parse_assignments(sets, "--set"))
+    opts = InstallOptions(**deploy, settings=parse_assignments(sets, "--set"))
     out = logged(ctx, "config-apply", lambda host, reporter: apply_config(host.select(app_name), opts, reporter),
                   as_json)
     if not as_json:

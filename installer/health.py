@@ -2,7 +2,7 @@
 container (state, health check, exit code, OOM kill, restart count), not by `compose up --wait`:
 so that a crash loop fails in seconds instead of at the timeout, a one-shot job that finished
 counts as done, the operator sees every service's state while waiting, and the same judgement
-serves the watch after the switch. `judge` is pure; `wait` polls."""
+serves the watch after the switch. `judge` is pure; `wait` and `watch` poll."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
+
+from bundler.lifecycle import HealthPolicy
 
 READY, PENDING, FAILED = "ready", "pending", "failed"
 _RANK = {READY: 0, PENDING: 1, FAILED: 2}
@@ -90,3 +92,37 @@ def wait(poll: Callable[[], list[dict[str, Any]]], timeout: float, observe: Obse
         if time.monotonic() >= deadline:
             return False, f"not healthy within {timeout:.0f}s: {pending}"
         time.sleep(interval)
+
+
+def watch(poll: Callable[[], list[dict[str, Any]]], policy: HealthPolicy, seconds: float, observe: Observer,
+          sleep: Callable[[float], None] = time.sleep) -> tuple[bool, str]:
+    """After a healthy start, keep judging for `seconds`: the first check after the policy's
+    initial delay, then one every period. A check fails when a service is not ready, a container
+    restarted since the last check, or the engine took longer than the policy's timeout to
+    answer; `failure_threshold` failing checks in a row end the watch (False, why), an OOM kill
+    at once. (True, "") when the window passes."""
+    end = time.monotonic() + seconds
+    sleep(min(policy.initial_delay, seconds))
+    restarts: dict[str, int] = {}
+    in_row = 0
+    while time.monotonic() < end:
+        began = time.monotonic()
+        containers = poll()
+        took = time.monotonic() - began
+        services = judge(containers, restarts_allowed=0)
+        observe({name: j.text for name, j in services.items()})
+        problems = [f"{name}: {j.text}" for name, j in sorted(services.items()) if j.verdict != READY]
+        for attrs in containers:
+            count, before = int(attrs.get("RestartCount") or 0), restarts.get(str(attrs.get("Id")))
+            if before is not None and count > before:
+                problems.append(f"{str(attrs.get('Name', '?')).lstrip('/')}: restarted")
+            restarts[str(attrs.get("Id"))] = count
+        if took > policy.timeout:
+            problems.append(f"the engine took {took:.0f}s to answer")
+        if any("out of memory" in p for p in problems):
+            return False, "; ".join(problems)
+        in_row = in_row + 1 if problems else 0
+        if in_row >= policy.failure_threshold:
+            return False, f"{in_row} checks in a row failed during the watch: {'; '.join(problems)}"
+        sleep(max(0.0, min(policy.period, end - time.monotonic())))
+    return True, ""

@@ -38,6 +38,7 @@ class InstallOptions:
     settings: dict[str, str] = field(default_factory=dict)   # per-install setting overrides (compose)
     sink: RegistrySink | None = None     # tests: an in-memory registry in place of any real one
     with_data: bool = False              # rollback: bring back the target release's data snapshot too
+    watch: int | None = None             # seconds to watch after the switch; None: the bundle's health policy
 
 
 @dataclass

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from bundler.output import emit_json
@@ -42,12 +44,11 @@ def snapshots_cmd(ctx: click.Context, app_name: str | None, as_json: bool) -> No
 @app_option
 @deploy_options
 @click.pass_context
-def snapshots_restore(ctx: click.Context, snap_id: str, app_name: str | None, wait_timeout: int, lock_wait: float,
-                      registry: str | None, registry_insecure: bool, registry_ca: str | None, as_json: bool) -> None:
+def snapshots_restore(ctx: click.Context, snap_id: str, app_name: str | None, deploy: dict[str, Any],
+                      as_json: bool) -> None:
     """Put snapshot ID's data back under the current release (the data it replaces is
     snapshotted first). The services that use the volumes restart."""
-    opts = InstallOptions(registry=registry, registry_insecure=registry_insecure, registry_ca=registry_ca,
-                          wait_timeout=wait_timeout, lock_wait=lock_wait)
+    opts = InstallOptions(**deploy)
     out = logged(ctx, "snapshots-restore",
                  lambda host, reporter: restore_data(host.select(app_name), snap_id, opts, reporter), as_json)
     if not as_json:

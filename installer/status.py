@@ -27,7 +27,9 @@ def app_status(app: App) -> dict[str, Any]:
 
 
 def health(info: dict[str, Any]) -> str:
-    """One word for the table: healthy, unhealthy, drift, pending, none (nothing running)."""
+    """One word for the table: healthy, unhealthy, drift, watching, pending, none (nothing running)."""
+    if info["pending"] and info["pending"].get("watch_until"):
+        return "watching"
     if info["pending"]:
         return "pending"
     if not info["current"]:

@@ -7,15 +7,18 @@ command either completes it or undoes it."""
 from __future__ import annotations
 
 import shutil
+from datetime import timedelta
 from typing import Any
 
+from bundler.lifecycle import HealthPolicy
 from bundler.progress import Reporter
+from signing.grammar import format_time, now_utc, parse_time
 
-from . import faults, hooks, releases, removal, rollback_report, snapshots
+from . import faults, health, hooks, releases, removal, rollback_report, snapshots
 from .errors import DeployFailedRestored, DeployFailedUnrestored
 from .options import InstallOptions
 from .state import App, Host
-from .targets import for_release
+from .targets import for_release, watched_target
 
 
 def deploy(app: App, version: str, previous: str | None, opts: InstallOptions, reporter: Reporter,
@@ -47,6 +50,9 @@ def deploy(app: App, version: str, previous: str | None, opts: InstallOptions, r
     ran += [hook] if hook else []
     if hook and not hook.ok:
         ok, detail, why = False, hook.detail, f"failed: {hook.detail}"
+    if ok:
+        ok, detail = _watch(app, release, opts, reporter, resumed)
+        why = f"failed during the watch ({detail})"
     faults.point("after-apply")
     if ok:
         app.record(event, version=version, previous=previous)
@@ -74,6 +80,28 @@ def deploy(app: App, version: str, previous: str | None, opts: InstallOptions, r
     app.record("failed", version=previous, reason=problem)
     raise DeployFailedUnrestored(f"{version} {why}, and restoring {previous} failed too ({problem}); "
                                  "see satchel status")
+
+
+def _watch(app: App, release: releases.Release, opts: InstallOptions, reporter: Reporter,
+           resumed: dict[str, Any] | None) -> tuple[bool, str]:
+    """Keep watching the healthy release for the window its health policy (or --watch) sets;
+    the end of the window goes in the journal, so that a re-run after a crash watches on until
+    then (or, once it has passed, concludes from the health check it has just made)."""
+    policy = release.manifest().lifecycle.health or HealthPolicy()
+    window = opts.watch if opts.watch is not None else policy.watch
+    target = watched_target(release)
+    if not window or target is None:
+        return True, ""
+    until = parse_time(resumed["watch_until"]) if resumed and resumed.get("watch_until") else \
+        now_utc() + timedelta(seconds=window)
+    app.note(watch_until=format_time(until))
+    faults.point("during-watch")
+    left = (until - now_utc()).total_seconds()
+    if left <= 0:
+        return True, ""
+    with reporter.waiting(f"watching {release.path.name} until {format_time(until)}: it is rolled back if it "
+                          f"fails {policy.failure_threshold} checks in a row") as observe:
+        return health.watch(lambda: target.containers(release), policy, left, observe)
 
 
 def _prepare(app: App, new: releases.Release, old: releases.Release | None, opts: InstallOptions,

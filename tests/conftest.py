@@ -162,12 +162,13 @@ def _hook(phase: str, *command: str) -> str:
 @pytest.fixture(scope="session")
 def data_bundles(tmp_path_factory: pytest.TempPathFactory, keys: dict[str, Path]) -> dict[str, Path]:
     """For the dummy target (tests/dummy_target.py): 1.0.0 declares volume db; 1.1.0 migrates it
-    (schema v2) before the switch; 1.2.0 does the same (v3), then fails its health check (when
+    (schema v2) before the switch and is watched for a second after it; 1.2.0 does the same (v3), then fails its health check (when
     the test breaks it); 1.3.0's migration itself fails."""
     from tests.hosts import make_bundle
 
     base = tmp_path_factory.mktemp("data-bundles")
-    extra = {"1.0.0": DATA, "1.1.0": DATA + _hook("before-switch", "put", "db", "schema", "v2"),
+    watch = "health: {watch: 1s, period: 1s, initial-delay: 0s, failure-threshold: 1}\n"
+    extra = {"1.0.0": DATA, "1.1.0": DATA + watch + _hook("before-switch", "put", "db", "schema", "v2"),
              "1.2.0": DATA + _hook("before-switch", "put", "db", "schema", "v3"),
              "1.3.0": DATA + _hook("before-switch", "fail", "migration refused")}
     return {v: make_bundle(base / v, v, keys, spec_extra=e) for v, e in extra.items()}

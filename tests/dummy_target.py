@@ -21,6 +21,7 @@ from installer.targets import RenderRequest
 class DummyTarget:
     state: Path                                   # holds the version that runs (survives a fork)
     broken: set[str] = field(default_factory=set)
+    failing_later: set[str] = field(default_factory=set)    # healthy at first, failing during the watch
     name: str = "dummy"
     takes_settings: bool = True
 
@@ -41,6 +42,13 @@ class DummyTarget:
             self.volume_dir(data.volume).mkdir(parents=True, exist_ok=True)
         ok = release.version not in self.broken
         return ok, "healthy" if ok else "app: health check failing: broken on purpose"
+
+    def containers(self, release: Any) -> list[dict[str, Any]]:
+        up = self.running() == release.path.name
+        bad = release.version in self.broken | self.failing_later
+        state = {"Status": "running" if up else "exited", "Health": {"Status": "unhealthy" if bad else "healthy"}}
+        return [{"Id": "app", "Name": "/app", "State": state, "RestartCount": 0,
+                 "Config": {"Labels": {"com.docker.compose.service": "app"}}}]
 
     def stop(self, release: Any) -> None:
         if self.running() == release.path.name:

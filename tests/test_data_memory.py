@@ -101,3 +101,19 @@ def test_snapshots_go_with_their_releases(world, data_bundles, tmp_path, keys):
     install(host, later, opts)
     kept = {s.release for s in snapshots.listed(app)}
     assert kept == {"1.1.0"}            # 1.0.0's release went, and its snapshot with it
+
+
+def test_a_release_that_fails_during_the_watch_is_rolled_back_with_the_data(world, data_bundles):
+    host, target, opts = world
+    app = host.app("hello")
+    install(host, data_bundles["1.0.0"], opts)
+    (target.volume_dir("db") / "rows").write_text("rows\n")
+    before = contents(target.volume_dir("db"))
+    target.failing_later.add("1.1.0")
+    with pytest.raises(DeployFailedRestored, match=r"1\.1\.0 failed during the watch \(1 checks in a row failed"):
+        install(host, data_bundles["1.1.0"], opts)
+    assert app.current() == "1.0.0" and contents(target.volume_dir("db")) == before
+    assert app.journal() is None
+    # --watch 0 on the command line: the customer's word over the vendor's.
+    install(host, data_bundles["1.1.0"], replace(opts, watch=0))
+    assert app.current() == "1.1.0"

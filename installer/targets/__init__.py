@@ -96,6 +96,20 @@ class DataTarget(Protocol):
         """Run the job to its end or its timeout: (succeeded, its output)."""
 
 
+@runtime_checkable
+class WatchedTarget(Protocol):
+    """A target whose containers the engine reports on, so that Satchel can watch a release
+    after its switch (installer/health.py)."""
+
+    def containers(self, release: Release) -> list[dict[str, Any]]:
+        """The engine's inspect data of every container of the release."""
+
+
+def watched_target(release: Release) -> WatchedTarget | None:
+    target = for_release(release)
+    return target if isinstance(target, WatchedTarget) else None
+
+
 def data_target(release: Release) -> DataTarget | None:
     """The release's target if it keeps data in volumes (snapshots, hooks), else None."""
     target = for_release(release)

@@ -91,8 +91,10 @@ class ComposeTarget:
         if not ok:
             return False, detail
         left = max(wait_timeout - (time.monotonic() - started), 5.0)
-        return health.wait(lambda: [c["inspect"] for c in docker.project_containers(release.project, None, 0)],
-                           left, observe)
+        return health.wait(lambda: self.containers(release), left, observe)
+
+    def containers(self, release: Release) -> list[dict[str, Any]]:
+        return [c["inspect"] for c in docker.project_containers(release.project, None, 0)]
 
     def stop(self, release: Release) -> None:
         if release.info.compose:
