@@ -20,12 +20,22 @@ MIGRATE = ('hooks:\n  before-switch:\n    service: web\n'
 @pytest.fixture(scope="module")
 def data_app(tmp_path_factory, keys) -> dict[str, Path]:
     """1.0.0 keeps its data in volume appdata; 1.1.0 migrates it (a schema-v2 marker) and is
-    healthy; 1.2.0 migrates it and then fails its health check."""
+    healthy; 1.2.0 migrates it and then fails its health check; 1.3.0 migrates it and is watched
+    for 10 s; 1.4.0 migrates it, passes its health check for 20 s, then fails it inside its
+    60 s watch window."""
     base = tmp_path_factory.mktemp("data-e2e")
     common = {"web_extra": VOLUME, "compose_extra": "volumes:\n  appdata:\n"}
+    watch = "health: {watch: %s, period: 2s, initial-delay: 0s, failure-threshold: 2}\n"
+    later = ('["/bin/busybox", "sh", "-c", "/bin/busybox touch /www/ok; (/bin/busybox sleep 20; /bin/busybox rm /www/ok) & '
+             'exec /bin/busybox httpd -f -p 8080 -h /www"]')
     return {"1.0.0": make_bundle(base / "1.0.0", "1.0.0", keys, spec_extra=DATA, **common),
             "1.1.0": make_bundle(base / "1.1.0", "1.1.0", keys, spec_extra=DATA + MIGRATE, **common),
             "1.2.0": make_bundle(base / "1.2.0", "1.2.0", keys, spec_extra=DATA + MIGRATE, healthcheck=BROKEN,
+                                 **common),
+            "1.3.0": make_bundle(base / "1.3.0", "1.3.0", keys, spec_extra=DATA + MIGRATE + watch % "10s",
+                                 **common),
+            "1.4.0": make_bundle(base / "1.4.0", "1.4.0", keys, spec_extra=DATA + MIGRATE + watch % "60s",
+                                 web_command=later, healthcheck='["CMD", "/bin/busybox", "test", "-f", "/www/ok"]',
                                  **common)}
 
 
@@ -82,3 +92,37 @@ def test_a_snapshot_that_does_not_fit_refuses_the_switch_before_anything_stops(h
     assert res.returncode == 4, res.stderr
     assert "a snapshot of appdata needs up to" in res.stderr and len(res.stderr.strip().splitlines()) == 1
     assert host.snapshot() == before            # judged right after the signature check: nothing written
+
+
+def test_a_release_that_fails_inside_its_watch_window_goes_back_with_the_data(host, data_app, engine_image):
+    assert host.install(data_app["1.0.0"]).returncode == 0
+    write_rows(host, "the customer rows")
+    before = volume_files(host, engine_image)
+    res = host.install(data_app["1.4.0"])
+    assert res.returncode == 5, res.stderr
+    assert "1.4.0 failed during the watch (2 checks in a row failed during the watch" in res.stderr
+    assert "1.0.0 was restored with its data" in res.stderr
+    assert host.served_version() == "hello 1.0.0" and volume_files(host, engine_image) == before
+
+
+@pytest.mark.parametrize(("point", "bundle", "rerun", "ends_on"), [
+    ("during-snapshot", "1.1.0", "1.1.0", "1.1.0"),     # killed copying the data: the upgrade is finished
+    ("during-restore", "1.2.0", "1.0.0", "1.0.0"),      # killed putting it back: the old release on its data
+    ("during-watch", "1.3.0", "1.3.0", "1.3.0"),        # killed watching: the re-run watches on, and keeps it
+])
+def test_kill_9_in_a_data_step_then_a_rerun_ends_on_one_release_and_its_own_data(host, data_app, engine_image,
+                                                                               point, bundle, rerun, ends_on):
+    assert host.install(data_app["1.0.0"]).returncode == 0
+    write_rows(host, "the customer rows")
+    of_1_0_0 = volume_files(host, engine_image)
+    res = host.install(data_app[bundle], env={"SATCHEL_CRASH_AT": point})
+    assert res.returncode == -9, res.stderr
+    res = host.install(data_app[rerun])
+    assert res.returncode == 0, res.stderr
+    assert host.state.current() == ends_on and host.served_version() == f"hello {ends_on}"
+    assert host.state.journal() is None
+    data = volume_files(host, engine_image)
+    if ends_on == "1.0.0":
+        assert data == of_1_0_0
+    else:
+        assert data["./rows"] == of_1_0_0["./rows"] and "./schema" in data
