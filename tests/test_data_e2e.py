@@ -13,6 +13,9 @@ from tests.infra import docker
 
 VOLUME = "    volumes: [appdata:/data]\n"
 DATA = "data:\n  - volume: appdata\n"
+# 1.3.0 makes the data consistent with a command (a dump, as a database would) instead of stopping web.
+DUMP = ('data:\n  - volume: appdata\n    quiesce: command\n    service: web\n'
+        '    command: [/bin/busybox, sh, -c, "echo dumped > /data/dump"]\n')
 MIGRATE = ('hooks:\n  before-switch:\n    service: web\n'
            '    command: [/bin/busybox, sh, -c, "echo schema-v2 > /data/schema && echo migrated"]\n')
 
@@ -20,8 +23,8 @@ MIGRATE = ('hooks:\n  before-switch:\n    service: web\n'
 @pytest.fixture(scope="module")
 def data_app(tmp_path_factory, keys) -> dict[str, Path]:
     """1.0.0 keeps its data in volume appdata; 1.1.0 migrates it (a schema-v2 marker) and is
-    healthy; 1.2.0 migrates it and then fails its health check; 1.3.0 migrates it and is watched
-    for 10 s; 1.4.0 migrates it, passes its health check for 20 s, then fails it inside its
+    healthy; 1.2.0 migrates it and then fails its health check; 1.3.0 dumps, migrates it and is
+    watched for 10 s; 1.4.0 migrates it, passes its health check for 20 s, then fails it inside its
     60 s watch window."""
     base = tmp_path_factory.mktemp("data-e2e")
     common = {"web_extra": VOLUME, "compose_extra": "volumes:\n  appdata:\n"}
@@ -32,7 +35,7 @@ def data_app(tmp_path_factory, keys) -> dict[str, Path]:
             "1.1.0": make_bundle(base / "1.1.0", "1.1.0", keys, spec_extra=DATA + MIGRATE, **common),
             "1.2.0": make_bundle(base / "1.2.0", "1.2.0", keys, spec_extra=DATA + MIGRATE, healthcheck=BROKEN,
                                  **common),
-            "1.3.0": make_bundle(base / "1.3.0", "1.3.0", keys, spec_extra=DATA + MIGRATE + watch % "10s",
+            "1.3.0": make_bundle(base / "1.3.0", "1.3.0", keys, spec_extra=DUMP + MIGRATE + watch % "10s",
                                  **common),
             "1.4.0": make_bundle(base / "1.4.0", "1.4.0", keys, spec_extra=DATA + MIGRATE + watch % "60s",
                                  web_command=later, healthcheck='["CMD", "/bin/busybox", "test", "-f", "/www/ok"]',
@@ -126,3 +129,4 @@ def test_kill_9_in_a_data_step_then_a_rerun_ends_on_one_release_and_its_own_data
         assert data == of_1_0_0
     else:
         assert data["./rows"] == of_1_0_0["./rows"] and "./schema" in data
+    assert ("./dump" in data) == (bundle == "1.3.0")         # 1.3.0 asks for a dump before the snapshot

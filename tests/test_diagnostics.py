@@ -38,7 +38,9 @@ WEB_EXTRA = (
 # The app prints its secrets to its log, as real apps sometimes do.
 WEB_COMMAND = ('["/bin/busybox", "sh", "-c", "echo connecting with $$DB_PASSWORD token $$API_TOKEN licence '
                '$$LICENSE url $$DATABASE_URL; touch /www/healthy; exec /bin/busybox httpd -f -p 8080 -h /www"]')
-FILE_HEALTH = '["CMD", "/bin/busybox", "test", "-f", "/www/healthy"]'
+# The probe says what it found: its output reaches the report.
+FILE_HEALTH = ('["CMD", "/bin/busybox", "sh", "-c", "/bin/busybox test -f /www/healthy && echo probe ok || '
+               '{ echo probe found no /www/healthy; exit 1; }"]')
 
 
 @pytest.fixture(scope="module")
@@ -128,6 +130,7 @@ def test_findings_for_unhealthy_container_and_rolled_back_install(installed, tmp
     shown = render(page, artifacts / "diagnostics-report-1280.png", 1280)
     assert shown.scroll_width <= 1280, f"the page is {shown.scroll_width} px wide"
     assert "rollback report: 1.2.0" in shown.text and "last log lines of web:" in shown.text
+    assert "health probe: probe found no /www/healthy" in shown.text
     assert "satchel-test" in shown.text.split("\nLogs\n", 1)[1] and "connecting with ***HIDDEN***" in shown.text
 
 
@@ -176,7 +179,7 @@ def test_encryption_round_trip_wrong_identity_and_html(installed, tmp_path):
     assert "current release: 1.0.0" in res.stdout and "findings:" in res.stdout
     page = html.read_text()
     for text in ("<h2>Findings</h2>", "<h2>Release timeline (newest first)</h2>", "<h2>Containers</h2>",
-                 "installed", "1.0.0", "healthy", "PASS", "<h2>Logs</h2>", 'class="log"', "health probe:",
+                 "installed", "1.0.0", "healthy", "PASS", "<h2>Logs</h2>", 'class="log"', "health probe: probe ok",
                  "signed by", "by Satchel 0."):
         assert text in page, text
     assert all(s not in page for s in SECRETS)

@@ -42,12 +42,13 @@ def frames(argv: list[str], env: dict[str, str], artifact: Path, timeout: float 
 
 
 def live_bars(seen: list[str]) -> dict[str, list[tuple[float, float]]]:
-    """Label -> (done, total) of every frame that showed the bar part-way with a rate."""
+    """Label -> (done, total) of every frame that showed the bar with bytes done and a rate (a
+    verify of 300 MB may take less than half a second: its bar may be caught only at its end)."""
     out: dict[str, list[tuple[float, float]]] = {}
     for frame in seen:
         for m in BAR.finditer(frame):
             done, total = float(m["done"]), float(m["total"])
-            if 0 < done < total and float(m["rate"]) > 0:
+            if 0 < done <= total and float(m["rate"]) > 0:
                 out.setdefault(m["label"].strip(), []).append((done, total))
     return out
 
