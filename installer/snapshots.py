@@ -102,7 +102,7 @@ def take(app: App, owner: Release, volumes: tuple[DataVolume, ...], reason: str,
     for volume, attrs in found:
         reporter.step(f"snapshot of volume {volume.volume} ({attrs['Name']})")
         with target.export_volume(owner, attrs) as chunks:
-            size, digest = _write(tmp / f"{volume.volume}.tar.zst", chunks)
+            size, digest = write_compressed(tmp / f"{volume.volume}.tar.zst", chunks)
         faults.point("during-snapshot")
         records.append({"volume": volume.volume, "engine": {k: attrs.get(k) for k in ("Name", "Driver", "Options",
                                                                                        "Labels")},
@@ -123,7 +123,7 @@ def _new_id(app: App, owner: Release) -> str:
     return f"{base}.{n}" if n else base
 
 
-def _write(path: Path, chunks: Iterator[bytes]) -> tuple[int, str]:
+def write_compressed(path: Path, chunks: Iterator[bytes]) -> tuple[int, str]:
     """The tar stream, compressed into path (0600) and fsynced: (compressed size, its sha256)."""
     digest = hashlib.sha256()
     compressor = zstandard.ZstdCompressor(level=3, threads=-1).compressobj()
@@ -156,7 +156,7 @@ def restore(app: App, snap: Snapshot, running: Release | None, reporter: Reporte
     for record in snap.volumes:
         reporter.step(f"restoring volume {record['volume']} from snapshot {snap.id}")
         with (snap.path / record["file"]).open("rb") as fh:
-            target.import_volume(owner, record["engine"], _decompressed(fh))
+            target.import_volume(owner, record["engine"], read_compressed(fh))
         faults.point("during-restore")
 
 
@@ -183,7 +183,7 @@ def _check(path: Path, record: dict[str, Any]) -> None:
         raise EnvironmentProblem(f"snapshot file {path} is damaged (its sha256 differs from the one recorded)")
 
 
-def _decompressed(fh: BinaryIO) -> Iterator[bytes]:
+def read_compressed(fh: BinaryIO) -> Iterator[bytes]:
     with zstandard.ZstdDecompressor().stream_reader(fh) as z:
         while chunk := z.read(CHUNK):
             yield chunk
