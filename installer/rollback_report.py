@@ -15,7 +15,7 @@ from .diagnostics.collect import learn_secrets
 from .diagnostics.redact import Redactor
 from .hooks import HookResult
 from .state import App
-from .targets import for_release
+from .targets import for_release, watched_target
 
 
 def gather(app: App, failed: releases.Release, previous: str | None, detail: str,
@@ -35,6 +35,7 @@ def gather(app: App, failed: releases.Release, previous: str | None, detail: str
         bad = [s for s in for_release(failed).services(failed)
                if s.get("state") != "running" or s.get("health") not in ("", "healthy", "ready")]
         lines += [f"  service {s['service']}: {s['state']} {s.get('health') or ''}".rstrip() for s in bad]
+        lines += _containers(failed)
         for service, text in for_release(failed).logs(failed, {str(s["service"]) for s in bad}, 20).items():
             lines.append(f"  last log lines of {service}:")
             lines += [f"    {line}" for line in text.splitlines()[-20:]]
@@ -53,6 +54,18 @@ def gather(app: App, failed: releases.Release, previous: str | None, detail: str
               [f"no configuration change since {previous}" if previous else "no previous release"])
     lines.insert(1, f"  likely cause: {cause(detail, bool(changes))}")
     return lines
+
+
+def _containers(release: releases.Release) -> list[str]:
+    """Each container's engine facts: state, exit code, restarts, OOM kill."""
+    target = watched_target(release)
+    out = []
+    for attrs in target.containers(release) if target else []:
+        state = attrs.get("State") or {}
+        out.append(f"  container {str(attrs.get('Name', '?')).lstrip('/')}: {state.get('Status')}, exit code "
+                   f"{state.get('ExitCode')}, restarted {attrs.get('RestartCount', 0)} times"
+                   + (", killed: out of memory" if state.get("OOMKilled") else ""))
+    return out
 
 
 # (what the failure says, the cause named): the first that matches wins.

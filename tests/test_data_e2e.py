@@ -68,6 +68,7 @@ def test_a_failed_upgrade_comes_back_on_the_data_it_had(host, data_app, engine_i
     report = next(host.state.reports.iterdir()).read_text()
     assert "before-switch hook succeeded; its last output:\n    migrated" in report
     assert "likely cause: a failing health probe" in report
+    assert f"container {host.project}-web-1: running, exit code 0, restarted 0 times" in report
 
 
 def test_rollback_leaves_the_data_or_brings_back_the_releases_own(host, data_app, engine_image):

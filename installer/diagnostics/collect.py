@@ -29,7 +29,7 @@ from signing import envelope
 from signing.grammar import utc_stamp
 from signing.keys import load_verify_key
 
-from .. import releases
+from .. import releases, snapshots
 from ..config import SiteConfig
 from ..state import App, Host
 from ..targets import for_release
@@ -88,7 +88,8 @@ def satchel_state(host: Host, app: App | None, since: datetime | None) -> Callab
 
 
 def _app_state(c: Collection, app: App, state: dict[str, Any]) -> None:
-    """Every release of the application (release.json and rendered files) and its rollback reports."""
+    """Every release of the application (release.json and rendered files), its rollback reports
+    and the list of its data snapshots (not their contents: they are the customer's data)."""
     for rel in sorted(app.releases.glob("[!.]*")) if app.releases.is_dir() else []:
         entry: dict[str, Any] = {}
         state["releases"][rel.name] = entry
@@ -106,6 +107,10 @@ def _app_state(c: Collection, app: App, state: dict[str, Any]) -> None:
             state["state_errors"].append(f"release {rel.name} is unreadable: {exc}")
     for report in sorted(app.reports.glob("*.txt")):
         c.files[f"satchel/reports/{report.name}"] = report.read_text(errors="replace")
+    try:
+        state["snapshots"] = [s.to_json() for s in snapshots.listed(app)]
+    except SatchelError as exc:
+        state["state_errors"].append(f"snapshots are unreadable: {exc}")
 
 
 def for_current(app: App | None, body: Callable[[Collection, App, releases.Release], None]
