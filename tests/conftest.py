@@ -6,7 +6,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import yaml
@@ -172,6 +172,23 @@ def data_bundles(tmp_path_factory: pytest.TempPathFactory, keys: dict[str, Path]
              "1.2.0": DATA + _hook("before-switch", "put", "db", "schema", "v3"),
              "1.3.0": DATA + _hook("before-switch", "fail", "migration refused")}
     return {v: make_bundle(base / v, v, keys, spec_extra=e) for v, e in extra.items()}
+
+
+@pytest.fixture
+def world(tmp_path: Path, keys: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> tuple[Any, Any, Any]:
+    """In memory: a state root, the dummy target (1.2.0 fails its health check) and install
+    options that push to a registry in memory."""
+    from installer import targets
+    from installer.options import InstallOptions
+    from installer.state import Host
+    from signing.keys import load_verify_key
+    from tests.dummy_target import DummyTarget, MemoryRegistry
+
+    target = DummyTarget(tmp_path / "running", broken={"1.2.0"})
+    monkeypatch.setitem(targets.REGISTERED, "dummy", target)
+    opts = InstallOptions(keys=[load_verify_key(keys["vendor.pub"])], target="dummy", sink=MemoryRegistry(),
+                          wait_timeout=5)
+    return Host(tmp_path / "root"), target, opts
 
 
 @pytest.fixture(scope="session")

@@ -1,9 +1,10 @@
-"""A deployment target in one file, for the in-memory tests: it "runs" a release by writing
-its version to a file, and fails the versions it is told to. Registered by the tests in
-installer.targets.REGISTERED; no Docker, no cluster."""
+"""The in-memory stand-ins: a deployment target in one file, which "runs" a release by writing
+its version to a file and fails the versions it is told to (registered by the tests in
+installer.targets.REGISTERED), and a registry in memory. No Docker, no cluster."""
 
 from __future__ import annotations
 
+import hashlib
 import io
 import shutil
 import tarfile
@@ -14,6 +15,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from bundler.oci.model import Descriptor
+from bundler.oci.registry import Endpoint
 from installer.targets import RenderRequest
 
 
@@ -109,3 +112,26 @@ class DummyTarget:
             (self.volume_dir(volume) / name).write_text(text)
             return True, f"wrote {name}"
         return False, " ".join(args) or "failed"
+
+
+class MemoryRegistry:
+    """The registry protocol push uses, in memory; checks every digest it is given."""
+
+    def __init__(self) -> None:
+        self.endpoint = Endpoint("registry.memory.invalid")
+        self.blobs: set[str] = set()
+        self.manifests: dict[tuple[str, str], str] = {}
+
+    def has_blob(self, repo: str, digest: str) -> bool:
+        return digest in self.blobs
+
+    def push_blob(self, repo: str, desc: Descriptor, src) -> None:
+        digest = hashlib.sha256()
+        while chunk := src.read(1 << 20):
+            digest.update(chunk)
+        assert f"sha256:{digest.hexdigest()}" == desc.digest
+        self.blobs.add(desc.digest)
+
+    def push_manifest(self, repo: str, reference: str, desc: Descriptor, body: bytes) -> None:
+        assert f"sha256:{hashlib.sha256(body).hexdigest()}" == desc.digest
+        self.manifests[(repo, reference)] = desc.digest

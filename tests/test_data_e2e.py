@@ -50,14 +50,16 @@ def volume_files(host: Host, image: str) -> dict[str, str]:
     return {name: digest for digest, name in (line.split() for line in out.splitlines())}
 
 
-def write_rows(host: Host, text: str) -> None:
-    docker("exec", host.containers()["web"]["Id"], "/bin/busybox", "sh", "-c", f"echo '{text}' > /data/rows")
+def running_with_rows(host: Host, bundle: Path, image: str) -> dict[str, str]:
+    """Install `bundle`, let its web service write rows into the volume; the volume's files."""
+    assert host.install(bundle).returncode == 0
+    docker("exec", host.containers()["web"]["Id"], "/bin/busybox", "sh", "-c",
+           f"echo 'rows written under {bundle.name}' > /data/rows")
+    return volume_files(host, image)
 
 
 def test_a_failed_upgrade_comes_back_on_the_data_it_had(host, data_app, engine_image):
-    assert host.install(data_app["1.0.0"]).returncode == 0
-    write_rows(host, "the customer rows")
-    before = volume_files(host, engine_image)
+    before = running_with_rows(host, data_app["1.0.0"], engine_image)
     res = host.install(data_app["1.2.0"])
     assert res.returncode == 5, res.stderr
     assert "1.0.0 was restored with its data" in res.stderr
@@ -72,12 +74,8 @@ def test_a_failed_upgrade_comes_back_on_the_data_it_had(host, data_app, engine_i
 
 
 def test_rollback_leaves_the_data_or_brings_back_the_releases_own(host, data_app, engine_image):
-    assert host.install(data_app["1.0.0"]).returncode == 0
-    write_rows(host, "rows of 1.0.0")
-    of_1_0_0 = volume_files(host, engine_image)
-    assert host.install(data_app["1.1.0"]).returncode == 0
-    write_rows(host, "rows written under 1.1.0")
-    of_1_1_0 = volume_files(host, engine_image)
+    of_1_0_0 = running_with_rows(host, data_app["1.0.0"], engine_image)
+    of_1_1_0 = running_with_rows(host, data_app["1.1.0"], engine_image)
     assert "./schema" in of_1_1_0
     assert host.run("rollback", "--with-data").returncode == 0
     assert volume_files(host, engine_image) == of_1_0_0 and host.served_version() == "hello 1.0.0"
@@ -99,9 +97,7 @@ def test_a_snapshot_that_does_not_fit_refuses_the_switch_before_anything_stops(h
 
 
 def test_a_release_that_fails_inside_its_watch_window_goes_back_with_the_data(host, data_app, engine_image):
-    assert host.install(data_app["1.0.0"]).returncode == 0
-    write_rows(host, "the customer rows")
-    before = volume_files(host, engine_image)
+    before = running_with_rows(host, data_app["1.0.0"], engine_image)
     res = host.install(data_app["1.4.0"])
     assert res.returncode == 5, res.stderr
     assert "1.4.0 failed during the watch (2 checks in a row failed during the watch" in res.stderr
@@ -116,9 +112,7 @@ def test_a_release_that_fails_inside_its_watch_window_goes_back_with_the_data(ho
 ])
 def test_kill_9_in_a_data_step_then_a_rerun_ends_on_one_release_and_its_own_data(host, data_app, engine_image,
                                                                                point, bundle, rerun, ends_on):
-    assert host.install(data_app["1.0.0"]).returncode == 0
-    write_rows(host, "the customer rows")
-    of_1_0_0 = volume_files(host, engine_image)
+    of_1_0_0 = running_with_rows(host, data_app["1.0.0"], engine_image)
     res = host.install(data_app[bundle], env={"SATCHEL_CRASH_AT": point})
     assert res.returncode == -9, res.stderr
     res = host.install(data_app[rerun])

@@ -11,25 +11,11 @@ from pathlib import Path
 import pytest
 
 from bundler.errors import SpecError
-from installer import snapshots, targets
+from installer import snapshots
 from installer.errors import DeployFailedRestored
 from installer.install import install, rollback
-from installer.options import InstallOptions
-from installer.state import Host
-from signing.keys import load_verify_key
 from tests.conftest import DATA
-from tests.dummy_target import DummyTarget
 from tests.hosts import make_bundle
-from tests.test_state_machine import MemoryRegistry
-
-
-@pytest.fixture
-def world(tmp_path, keys, monkeypatch):
-    target = DummyTarget(tmp_path / "running", broken={"1.2.0"})
-    monkeypatch.setitem(targets.REGISTERED, "dummy", target)
-    opts = InstallOptions(keys=[load_verify_key(keys["vendor.pub"])], target="dummy", sink=MemoryRegistry(),
-                          wait_timeout=5)
-    return Host(tmp_path / "root"), target, opts
 
 
 def contents(d: Path) -> dict[str, str]:
@@ -37,13 +23,19 @@ def contents(d: Path) -> dict[str, str]:
             if p.is_file()}
 
 
+def running_with_rows(world, bundle: Path) -> dict[str, str]:
+    """Install `bundle`, let it write its rows into volume db; the volume's contents."""
+    host, target, opts = world
+    install(host, bundle, opts)
+    (target.volume_dir("db") / "rows").write_text(f"rows written under {bundle.name}\n")
+    return contents(target.volume_dir("db"))
+
+
 def test_a_failed_switch_brings_the_old_release_back_on_its_own_data(world, data_bundles):
     host, target, opts = world
     app = host.app("hello")
-    install(host, data_bundles["1.1.0"], opts)
+    before = running_with_rows(world, data_bundles["1.1.0"])
     db = target.volume_dir("db")
-    (db / "rows").write_text("the customer's rows\n")
-    before = contents(db)
     with pytest.raises(DeployFailedRestored, match=r"1\.1\.0 was restored with its data"):
         install(host, data_bundles["1.2.0"], opts)
     assert app.current() == "1.1.0" and target.running() == "1.1.0"
@@ -58,9 +50,7 @@ def test_a_failed_switch_brings_the_old_release_back_on_its_own_data(world, data
 def test_a_failing_migration_leaves_the_old_release_and_its_data(world, data_bundles):
     host, target, opts = world
     app = host.app("hello")
-    install(host, data_bundles["1.0.0"], opts)
-    (target.volume_dir("db") / "rows").write_text("rows\n")
-    before = contents(target.volume_dir("db"))
+    before = running_with_rows(world, data_bundles["1.0.0"])
     with pytest.raises(DeployFailedRestored, match=r"the before-switch hook failed: migration refused"):
         install(host, data_bundles["1.3.0"], opts)
     assert app.current() == "1.0.0" and target.running() == "1.0.0"
@@ -72,14 +62,10 @@ def test_a_failing_migration_leaves_the_old_release_and_its_data(world, data_bun
 def test_rollback_leaves_the_data_unless_asked_and_then_brings_back_the_targets(world, data_bundles):
     host, target, opts = world
     app = host.app("hello")
-    install(host, data_bundles["1.0.0"], opts)
     db = target.volume_dir("db")
-    (db / "rows").write_text("rows of 1.0.0\n")
-    of_1_0_0 = contents(db)
-    install(host, data_bundles["1.1.0"], opts)
+    of_1_0_0 = running_with_rows(world, data_bundles["1.0.0"])
+    of_1_1_0 = running_with_rows(world, data_bundles["1.1.0"])
     assert (db / "schema").read_text() == "v2"
-    (db / "rows").write_text("rows written under 1.1.0\n")
-    of_1_1_0 = contents(db)
     rollback(app, None, replace(opts, with_data=True))
     assert app.current() == "1.0.0" and contents(db) == of_1_0_0
     rollback(app, "1.1.0", replace(opts, with_data=True))                 # forward, with 1.1.0's data
@@ -106,9 +92,7 @@ def test_snapshots_go_with_their_releases(world, data_bundles, tmp_path, keys):
 def test_a_release_that_fails_during_the_watch_is_rolled_back_with_the_data(world, data_bundles):
     host, target, opts = world
     app = host.app("hello")
-    install(host, data_bundles["1.0.0"], opts)
-    (target.volume_dir("db") / "rows").write_text("rows\n")
-    before = contents(target.volume_dir("db"))
+    before = running_with_rows(world, data_bundles["1.0.0"])
     target.failing_later.add("1.1.0")
     with pytest.raises(DeployFailedRestored, match=r"1\.1\.0 failed during the watch \(1 checks in a row failed"):
         install(host, data_bundles["1.1.0"], opts)

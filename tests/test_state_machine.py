@@ -21,7 +21,6 @@ import pytest
 from bundler.errors import BundleError, EnvironmentProblem
 from bundler.manifest import parse_manifest
 from bundler.oci.model import Descriptor
-from bundler.oci.registry import Endpoint
 from installer import faults, releases, targets
 from installer.configure import apply_config
 from installer.errors import DeployFailedRestored, StoreDamaged
@@ -31,50 +30,17 @@ from installer.removal import remove
 from installer.state import App, Host
 from signing.keys import load_verify_key
 from tests.conftest import CRASH_POINTS, CRASH_SWEEP, HOSTILE_COUNTS
-from tests.dummy_target import DummyTarget
+from tests.dummy_target import DummyTarget, MemoryRegistry
 from tests.hosts import make_bundle
 from tests.legacy import to_single_app_layout
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-class MemoryRegistry:
-    """The registry protocol push uses, in memory; checks every digest it is given."""
-
-    def __init__(self) -> None:
-        self.endpoint = Endpoint("registry.memory.invalid")
-        self.blobs: set[str] = set()
-        self.manifests: dict[tuple[str, str], str] = {}
-
-    def has_blob(self, repo: str, digest: str) -> bool:
-        return digest in self.blobs
-
-    def push_blob(self, repo: str, desc: Descriptor, src) -> None:
-        digest = hashlib.sha256()
-        while chunk := src.read(1 << 20):
-            digest.update(chunk)
-        assert f"sha256:{digest.hexdigest()}" == desc.digest
-        self.blobs.add(desc.digest)
-
-    def push_manifest(self, repo: str, reference: str, desc: Descriptor, body: bytes) -> None:
-        assert f"sha256:{hashlib.sha256(body).hexdigest()}" == desc.digest
-        self.manifests[(repo, reference)] = desc.digest
-
-
 @pytest.fixture(scope="module")
 def bundles(tmp_path_factory, keys) -> dict[str, Path]:
     base = tmp_path_factory.mktemp("sm-bundles")
     return {v: make_bundle(base / v, v, keys) for v in ("1.0.0", "1.1.0", "1.2.0", "1.3.0")}
-
-
-@pytest.fixture
-def world(tmp_path, keys, monkeypatch):
-    """A state root, the dummy target (1.2.0 fails its health check) and install options."""
-    target = DummyTarget(tmp_path / "running", broken={"1.2.0"})
-    monkeypatch.setitem(targets.REGISTERED, "dummy", target)
-    opts = InstallOptions(keys=[load_verify_key(keys["vendor.pub"])], target="dummy", sink=MemoryRegistry(),
-                          wait_timeout=5)
-    return Host(tmp_path / "root"), target, opts
 
 
 def test_a_new_target_in_one_file_drives_install_and_rollback(world, bundles):
