@@ -170,6 +170,11 @@ def _spec(m: SpecModel, base: Path) -> Spec:
                      for i, o in enumerate(m.settings))
     if len({s.name for s in settings}) != len(settings):
         raise SpecError("settings: a name is declared twice")
+    lifecycle = Lifecycle.from_json(m.model_dump(include={"data", "hooks", "health"}, by_alias=True,
+                                                 exclude_unset=True, exclude_none=True))
+    if (lifecycle.data or lifecycle.hooks) and (not m.compose or m.target == "helm"):
+        raise SpecError("data: and hooks: are for Docker Compose releases: they need compose files (and a "
+                        "compose target)")
     return Spec(name=m.name, version=m.version, base=base, images=images, compose=_paths(m.compose, "compose"),
                 charts=_paths(m.charts, "charts"), files=_paths(m.files, "files"),
                 platforms=_platforms(m.platforms, "platforms"),
@@ -179,8 +184,7 @@ def _spec(m: SpecModel, base: Path) -> Spec:
                 secrets=tuple(sorted(set(m.secrets))), target=m.target,
                 trust_add=tuple(relative_path(p, "keys.add") for p in m.keys.add), trust_revoke=tuple(m.keys.revoke),
                 settings=settings, installer=relative_path(m.installer, "installer") if m.installer else None,
-                lifecycle=Lifecycle.from_json(m.model_dump(include={"data", "hooks", "health"}, by_alias=True,
-                                                           exclude_unset=True, exclude_none=True)))
+                lifecycle=lifecycle)
 
 
 def _located(error: Any, marks: Marks, origin: str) -> str:

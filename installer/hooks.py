@@ -30,8 +30,12 @@ class HookResult:
         return f"the {self.phase} hook failed: {last}"
 
 
+def declared(release: Release, phase: str) -> bool:
+    return phase in release.manifest().lifecycle.hooks and data_target(release) is not None
+
+
 def run(app: App, release: Release, phase: str, reporter: Reporter) -> HookResult | None:
-    """Run the release's hook for `phase`, if it declares one."""
+    """Run the release's hook for `phase`, if it declares one (and its target runs hooks)."""
     hook = release.manifest().lifecycle.hooks.get(phase)
     target = data_target(release)
     if hook is None or target is None:

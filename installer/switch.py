@@ -112,13 +112,14 @@ def _prepare(app: App, new: releases.Release, old: releases.Release | None, opts
     if old is None or app.current() != old.path.name:
         return None
     volumes = snapshots.declared(new.manifest(), old.manifest())
-    if volumes:
-        app.note(touched=True)
+    first = (old, "before-rollback") if event == "rolled-back" and hooks.declared(old, "before-rollback") else \
+        (new, "before-switch")
+    if volumes or hooks.declared(*first):
+        app.note(touched=True)       # services may stop, data may change: a crash brings `old` back
     snap = snapshots.take(app, old, volumes, f"before the switch to {new.path.name}", reporter) if volumes else None
     if snap:
         app.note(snapshot=snap.id)
-    hook = hooks.run(app, old, "before-rollback", reporter) if event == "rolled-back" else None
-    hook = hook or hooks.run(app, new, "before-switch", reporter)
+    hook = hooks.run(app, *first, reporter)
     ran += [hook] if hook else []
     if hook is None or hook.ok:
         return snap

@@ -285,6 +285,12 @@ def test_inspect_human_output(cli, write_spec, keys, test_images):
     ({"name": "h"}, "version: required"),
     ({"name": "h", "version": "1.0.0", "imagez": []}, "imagez (did you mean images?)"),
     ({"name": "h", "version": "1.0.0", "settings": [{"name": "DOCKER_HOST"}]}, "setting name DOCKER_HOST is reserved"),
+    ({"name": "h", "version": "1.0.0", "data": [{"volume": "db"}]}, "data: and hooks: are for Docker Compose"),
+    ({"name": "h", "version": "1.0.0", "hooks": {"before_switch": {}}}, "(did you mean before-switch?)"),
+    ({"name": "h", "version": "1.0.0", "health": {"watch": "forever"}}, "'forever' is not a duration"),
+    ({"name": "h", "version": "1.0.0", "health": {"failure-threshold": 0}}, "failure-threshold: expected a count"),
+    ({"name": "h", "version": "1.0.0", "compose": [], "data": [{"volume": "db", "quiesce": "command"}]},
+     "service and command go with quiesce: command"),
 ])
 def test_bad_specs_exit_2_with_one_line(cli, write_spec, keys, doc, message):
     spec = write_spec(doc)
