@@ -21,9 +21,10 @@ from . import format as bundle_format
 from . import manifest as bundle_manifest
 from .charts import pack_chart
 from .delta import DeltaBase
-from .discover import chart_images, compose_images
+from .discover import chart_images, compose_images, compose_names
 from .errors import BundleError, EnvironmentProblem, SpecError
 from .kit import kitfile
+from .lifecycle import check_names
 from .oci.layout import OCI_LAYOUT, REF_ANNOTATION, Layout, fsync_dir
 from .oci.model import OCI_INDEX, Descriptor, Platform
 from .oci.refs import Reference, is_loopback
@@ -179,6 +180,9 @@ def build(spec: Spec, output: Path, keys: Sequence[SigningKey], options: BuildOp
     if not (spec.images or spec.charts or spec.compose or spec.files or spec.installer):
         reporter.warn(f"{spec.name} {spec.version} names no image, chart, compose file or file: "
                       "the bundle will carry nothing to install")
+    if spec.lifecycle:
+        names = [compose_names(spec.base / p) for p in spec.compose]
+        check_names(spec.lifecycle, set().union(*(s for s, _ in names)), set().union(*(v for _, v in names)))
     created = _created(now)
     store = Layout.create(options.cache / "oci", durable=False)
     chart_refs = {rel: _refs(chart_images(spec.base / rel), f"chart {rel}") for rel in spec.charts}

@@ -33,6 +33,14 @@ def compose_images(path: Path) -> list[str]:
     return images
 
 
+def compose_names(path: Path) -> tuple[set[str], set[str]]:
+    """The services and the top-level named volumes a compose file declares."""
+    doc = load_yaml(path)
+    services = doc.get("services") if isinstance(doc, dict) else None
+    volumes = doc.get("volumes") if isinstance(doc, dict) else None
+    return set(services or {}), set(volumes or {})
+
+
 def _values_images(node: Any, app_version: str) -> Iterator[str]:
     """Images in values.yaml: `image: repo:tag` or `image: {registry, repository, tag, digest}`."""
     if isinstance(node, dict):

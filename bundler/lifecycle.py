@@ -141,6 +141,20 @@ class HealthPolicy:
         return policy
 
 
+def check_names(lifecycle: Lifecycle, services: set[str], volumes: set[str]) -> None:
+    """Every service and volume the lifecycle names is one the compose files declare."""
+    for v in lifecycle.data:
+        if v.volume not in volumes:
+            raise SpecError(f"data: volume {v.volume} is not a named volume of the compose files "
+                            f"(they declare: {', '.join(sorted(volumes)) or 'none'})")
+    named = [(f"data: {v.volume}", v.service) for v in lifecycle.data if v.service]
+    named += [(f"hooks.{phase}", h.service) for phase, h in lifecycle.hooks.items()]
+    for where, service in named:
+        if service not in services:
+            raise SpecError(f"{where}: service {service} is not in the compose files "
+                            f"(they have: {', '.join(sorted(services))})")
+
+
 @dataclass(frozen=True)
 class Lifecycle:
     data: tuple[DataVolume, ...] = ()

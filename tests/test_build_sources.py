@@ -395,3 +395,16 @@ def test_spec_errors_name_the_place_and_the_likely_field(cli, tmp_path, keys):
     res = cli("build", tmp_path / "satchel.yaml", "-o", tmp_path / "x.bundle", "--key", keys["vendor"])
     assert res.code == 2 and res.err.strip() == (f"satchel: error: {tmp_path / 'satchel.yaml'}:5:5: images[0]: unknown "
                                                   "field(s) sorce (did you mean source?) (see docs/SPEC.md)"), res.err
+
+
+@pytest.mark.parametrize("extra,message", [
+    ({"data": [{"volume": "dbdata"}]}, "data: volume dbdata is not a named volume of the compose files (they "
+                                       "declare: appdata)"),
+    ({"hooks": {"before-switch": {"service": "wbe", "command": ["x"]}}},
+     "hooks.before-switch: service wbe is not in the compose files (they have: web)"),
+])
+def test_data_and_hooks_name_what_the_compose_files_declare(cli, write_spec, keys, extra, message):
+    spec = write_spec({"name": "h", "version": "1.0.0", "compose": ["compose.yaml"], **extra})
+    (spec.parent / "compose.yaml").write_text("services:\n  web: {image: acme/web:1}\nvolumes:\n  appdata:\n")
+    res = cli("-q", "build", spec, "-o", spec.parent / "x.bundle", "--key", keys["vendor"], "--cache", spec.parent / "c")
+    assert res.code == 2 and message in res.err and len(res.err.strip().splitlines()) == 1, res.err
