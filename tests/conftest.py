@@ -153,6 +153,7 @@ def host(request: pytest.FixtureRequest, tmp_path, keys):
 
 
 DATA = "data:\n  - volume: db\n"
+DB_VOLUME = "volumes:\n  db:\n"            # the compose files' side of DATA
 
 
 def _hook(phase: str, *command: str) -> str:
@@ -171,7 +172,7 @@ def data_bundles(tmp_path_factory: pytest.TempPathFactory, keys: dict[str, Path]
     extra = {"1.0.0": DATA, "1.1.0": DATA + watch + _hook("before-switch", "put", "db", "schema", "v2"),
              "1.2.0": DATA + _hook("before-switch", "put", "db", "schema", "v3"),
              "1.3.0": DATA + _hook("before-switch", "fail", "migration refused")}
-    return {v: make_bundle(base / v, v, keys, spec_extra=e) for v, e in extra.items()}
+    return {v: make_bundle(base / v, v, keys, spec_extra=e, compose_extra=DB_VOLUME) for v, e in extra.items()}
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from bundler.errors import SpecError
 from installer import snapshots
 from installer.errors import DeployFailedRestored
 from installer.install import install, rollback
-from tests.conftest import DATA
+from tests.conftest import DATA, DB_VOLUME
 from tests.hosts import make_bundle
 
 
@@ -83,7 +83,7 @@ def test_snapshots_go_with_their_releases(world, data_bundles, tmp_path, keys):
     opts = replace(opts, keep=2)
     for v in ("1.0.0", "1.1.0"):
         install(host, data_bundles[v], opts)
-    later = make_bundle(tmp_path / "1.4.0", "1.4.0", keys, spec_extra=DATA)
+    later = make_bundle(tmp_path / "1.4.0", "1.4.0", keys, spec_extra=DATA, compose_extra=DB_VOLUME)
     install(host, later, opts)
     kept = {s.release for s in snapshots.listed(app)}
     assert kept == {"1.1.0"}            # 1.0.0's release went, and its snapshot with it
