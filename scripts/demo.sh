@@ -80,6 +80,7 @@ satchel() { "$kit" "$@"; }
 cleanup_host() {
   docker ps -aq --filter label=com.docker.compose.project=hello | xargs -r docker rm -f >/dev/null
   docker network rm hello_default >/dev/null 2>&1 || true
+  docker volume rm hello_ticks >/dev/null 2>&1 || true
   docker ps -aq --filter "label=io.satchel.root=$SATCHEL_ROOT" | xargs -r docker rm -f >/dev/null
 }
 trap 'cleanup_host; [ -z "${registry_pid:-}" ] || kill $registry_pid 2>/dev/null || true' EXIT
@@ -111,9 +112,12 @@ curl -fsS http://127.0.0.1:8080/
 step "customer: re-installing 1.1.0 is a quick no-op"
 satchel install "$work/hello-1.1.0.bundle"
 
-step "customer: 1.2.0 fails its health check and 1.1.0 is restored automatically (exit 5)"
+step "customer: 1.2.0 migrates the data, fails its health check, and 1.1.0 is restored with its data (exit 5)"
 expect 5 satchel install "$work/hello-1.2.0.bundle" --timeout 15
 curl -fsS http://127.0.0.1:8080/
+worker=$(docker ps -q --filter label=com.docker.compose.project=hello --filter label=com.docker.compose.service=worker)
+echo "the worker's data says: $(docker exec "$worker" /bin/busybox cat /data/schema)"
+satchel snapshots
 
 step "customer: a downgrade is refused (exit 3)"
 expect 3 satchel install "$work/hello-1.0.0.bundle"
