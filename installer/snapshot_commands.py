@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from bundler.output import emit_json
+from bundler.output import emit_json, human
 
 from . import snapshots
 from .cli_common import app_option, deploy_options, host_of, logged
@@ -32,11 +32,10 @@ def snapshots_cmd(ctx: click.Context, app_name: str | None, as_json: bool) -> No
         click.echo(f"no snapshots of {app.name} (a release that declares data volumes gets one at every switch)")
         return
     rows = [("ID", "RELEASE", "TAKEN (UTC)", "SIZE", "VOLUMES")] + [
-        (s.id, s.release, s.taken, f"{s.size / (1 << 20):.1f} MiB", ", ".join(v["volume"] for v in s.volumes))
-        for s in reversed(found)]
-    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+        (s.id, s.release, s.taken, human(s.size), ", ".join(v["volume"] for v in s.volumes)) for s in reversed(found)]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for row in rows:
-        click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False)) + row[4])
+        click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
 
 
 @snapshots_cmd.command("restore")

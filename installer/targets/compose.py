@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager
 from datetime import datetime
@@ -83,15 +82,14 @@ class ComposeTarget:
 
     def apply(self, release: Release, wait_timeout: int, observe: Observer) -> tuple[bool, str]:
         """`compose up -d` (which itself waits for depends_on conditions), then Satchel's own
-        health judgement of every container until all are ready or the time is up."""
+        health judgement of every container until all are ready or `wait_timeout` has passed
+        (counted from when the containers run, as `compose up --wait` counted it)."""
         if not release.info.compose:
             return True, "no services"
-        started = time.monotonic()
         ok, detail = compose.up(release.project, self._files(release), release.path, wait_timeout, self._env(release))
         if not ok:
             return False, detail
-        left = max(wait_timeout - (time.monotonic() - started), 5.0)
-        return health.wait(lambda: self.containers(release), left, observe)
+        return health.wait(lambda: self.containers(release), wait_timeout, observe)
 
     def containers(self, release: Release) -> list[dict[str, Any]]:
         return [c["inspect"] for c in docker.project_containers(release.project, None, 0)]
