@@ -74,7 +74,11 @@ def _existing(owner: Release, volumes: tuple[DataVolume, ...]) -> list[tuple[Dat
 def check_room(app: App, owner: Release, volumes: tuple[DataVolume, ...]) -> None:
     """EnvironmentProblem (exit 4) unless a snapshot of the volumes fits beside the margin
     (judged by the volumes' uncompressed size: the compressed copy is rarely larger)."""
-    found, target = _existing(owner, volumes), data_target(owner)
+    _check_room(app, owner, _existing(owner, volumes))
+
+
+def _check_room(app: App, owner: Release, found: list[tuple[DataVolume, dict[str, Any]]]) -> None:
+    target = data_target(owner)
     if not found or target is None:
         return
     need = sum(max(target.volume_size(owner, attrs), 0) for _, attrs in found)
@@ -91,7 +95,7 @@ def take(app: App, owner: Release, volumes: tuple[DataVolume, ...], reason: str,
     found, target = _existing(owner, volumes), data_target(owner)
     if not found or target is None:
         return None
-    check_room(app, owner, volumes)
+    _check_room(app, owner, found)
     for volume, _ in found:
         target.quiesce(owner, volume)
     snap_id = _new_id(app, owner)
@@ -104,9 +108,9 @@ def take(app: App, owner: Release, volumes: tuple[DataVolume, ...], reason: str,
         with target.export_volume(owner, attrs) as chunks:
             size, digest = write_compressed(tmp / f"{volume.volume}.tar.zst", chunks)
         faults.point("during-snapshot")
-        records.append({"volume": volume.volume, "engine": {k: attrs.get(k) for k in ("Name", "Driver", "Options",
-                                                                                       "Labels")},
-                        "file": f"{volume.volume}.tar.zst", "size": size, "sha256": digest})
+        engine = {k: attrs.get(k) for k in ("Name", "Driver", "Options", "Labels")}
+        records.append({"volume": volume.volume, "engine": engine, "file": f"{volume.volume}.tar.zst",
+                        "size": size, "sha256": digest})
     meta = {"id": snap_id, "release": owner.path.name, "taken": utc_stamp(), "reason": reason, "volumes": records}
     write_atomic(tmp / "snapshot.json", json.dumps(meta, indent=1).encode(), 0o600)
     os.replace(tmp, root(app) / snap_id)

@@ -16,6 +16,8 @@ DATA = "data:\n  - volume: appdata\n"
 # 1.3.0 makes the data consistent with a command (a dump, as a database would) instead of stopping web.
 DUMP = ('data:\n  - volume: appdata\n    quiesce: command\n    service: web\n'
         '    command: [/bin/busybox, sh, -c, "echo dumped > /data/dump"]\n')
+SLOW_HOOK = ('hooks:\n  before-switch:\n    service: web\n    timeout: 3s\n'
+             '    command: [/bin/busybox, sh, -c, "echo half-migrated > /data/schema; /bin/busybox sleep 600"]\n')
 MIGRATE = ('hooks:\n  before-switch:\n    service: web\n'
            '    command: [/bin/busybox, sh, -c, "echo schema-v2 > /data/schema && echo migrated"]\n')
 
@@ -25,7 +27,7 @@ def data_app(tmp_path_factory, keys) -> dict[str, Path]:
     """1.0.0 keeps its data in volume appdata; 1.1.0 migrates it (a schema-v2 marker) and is
     healthy; 1.2.0 migrates it and then fails its health check; 1.3.0 dumps, migrates it and is
     watched for 10 s; 1.4.0 migrates it, passes its health check for 20 s, then fails it inside its
-    60 s watch window."""
+    60 s watch window; 1.5.0's migration does half its work and runs out of time."""
     base = tmp_path_factory.mktemp("data-e2e")
     common = {"web_extra": VOLUME, "compose_extra": "volumes:\n  appdata:\n"}
     watch = "health: {watch: %s, period: 2s, initial-delay: 0s, failure-threshold: 2}\n"
@@ -37,6 +39,7 @@ def data_app(tmp_path_factory, keys) -> dict[str, Path]:
                                  **common),
             "1.3.0": make_bundle(base / "1.3.0", "1.3.0", keys, spec_extra=DUMP + MIGRATE + watch % "10s",
                                  **common),
+            "1.5.0": make_bundle(base / "1.5.0", "1.5.0", keys, spec_extra=DATA + SLOW_HOOK, **common),
             "1.4.0": make_bundle(base / "1.4.0", "1.4.0", keys, spec_extra=DATA + MIGRATE + watch % "60s",
                                  web_command=later, healthcheck='["CMD", "/bin/busybox", "test", "-f", "/www/ok"]',
                                  **common)}
@@ -125,3 +128,13 @@ def test_kill_9_in_a_data_step_then_a_rerun_ends_on_one_release_and_its_own_data
     else:
         assert data["./rows"] == of_1_0_0["./rows"] and "./schema" in data
     assert ("./dump" in data) == (bundle == "1.3.0")         # 1.3.0 asks for a dump before the snapshot
+
+
+def test_a_hook_out_of_time_is_stopped_and_undone(host, data_app, engine_image):
+    before = running_with_rows(host, data_app["1.0.0"], engine_image)
+    res = host.install(data_app["1.5.0"])
+    assert res.returncode == 5, res.stderr
+    assert "the before-switch hook failed: docker compose run did not finish within 3s" in res.stderr
+    assert "1.0.0 runs on with the data it had" in res.stderr
+    assert host.served_version() == "hello 1.0.0" and volume_files(host, engine_image) == before
+    assert not docker("ps", "-aq", "--filter", f"name={host.project}-hook-")     # the hook's container is gone

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager
 from datetime import datetime
@@ -170,10 +171,15 @@ class ComposeTarget:
                 raise EnvironmentProblem(f"cannot stop {', '.join(writers)}: {(out.splitlines() or ['no output'])[-1]}")
 
     def run_hook(self, release: Release, hook: Hook) -> tuple[bool, str]:
-        """`compose run --rm --no-deps` of the hook's service: its image, environment and volumes."""
-        return compose.job(release.project, self._files(release), release.path,
-                           ["run", "--rm", "--no-deps", "-T", hook.service, *hook.command], hook.timeout,
-                           self._env(release))
+        """`compose run --rm --no-deps` of the hook's service: its image, environment and volumes.
+        A hook that runs out of time is removed: Compose, killed, would leave it running."""
+        name = f"{release.project}-hook-{os.getpid()}"
+        ok, output = compose.job(release.project, self._files(release), release.path,
+                                 ["run", "--rm", "--no-deps", "-T", "--name", name, hook.service, *hook.command],
+                                 hook.timeout, self._env(release))
+        if not ok:
+            docker.remove_container(name)
+        return ok, output
 
     def _services(self, release: Release) -> dict[str, Any]:
         out: dict[str, Any] = {}
