@@ -133,7 +133,8 @@ def restore_data(app: App, snap_id: str, opts: InstallOptions, reporter: Reporte
         if current is None:
             raise SpecError(f"{app.name} has no current release to restore data under")
         snap = snapshots.load(app, snap_id)
-        for_release(releases.load(app, current)).check(releases.load(app, current).project, app.owned_dirs())
+        release = releases.load(app, current)
+        for_release(release).check(release.project, app.owned_dirs())
         app.begin(op="data", to=current, data=snap.id, **{"from": current})
         deploy(app, current, current, opts, reporter, "data-restored", data=snap)
         return Outcome("data-restored", current, current, app=app.name)
