@@ -13,7 +13,7 @@ import pytest
 from bundler.errors import SpecError
 from installer import snapshots
 from installer.errors import DeployFailedRestored
-from installer.install import install, rollback
+from installer.install import install, restore_data, rollback
 from tests.conftest import DATA, DB_VOLUME
 from tests.hosts import make_bundle
 
@@ -101,3 +101,19 @@ def test_a_release_that_fails_during_the_watch_is_rolled_back_with_the_data(worl
     # --watch 0 on the command line: the customer's word over the vendor's.
     install(host, data_bundles["1.1.0"], replace(opts, watch=0))
     assert app.current() == "1.1.0"
+
+
+def test_a_snapshot_is_put_back_under_the_current_release_and_what_it_replaced_is_kept(world, data_bundles):
+    host, target, opts = world
+    app = host.app("hello")
+    of_1_0_0 = running_with_rows(world, data_bundles["1.0.0"])
+    of_1_1_0 = running_with_rows(world, data_bundles["1.1.0"])
+    rollback(app, None, opts)                                   # 1.0.0 on 1.1.0's data
+    [first] = [s for s in snapshots.listed(app) if s.release == "1.0.0"]
+    assert restore_data(app, first.id, opts).action == "data-restored"
+    assert app.current() == "1.0.0" and target.running() == "1.0.0"
+    assert contents(target.volume_dir("db")) == of_1_0_0 and app.journal() is None
+    replaced = snapshots.latest(app, "1.0.0")
+    assert replaced is not None and replaced.id != first.id            # the data it replaced, kept
+    restore_data(app, replaced.id, opts)
+    assert contents(target.volume_dir("db")) == of_1_1_0
