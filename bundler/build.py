@@ -21,7 +21,7 @@ from . import format as bundle_format
 from . import manifest as bundle_manifest
 from .charts import pack_chart
 from .delta import DeltaBase
-from .discover import chart_images, compose_images, compose_names
+from .discover import chart_images, compose_images, compose_names, compose_services
 from .errors import BundleError, EnvironmentProblem, SpecError
 from .kit import kitfile
 from .lifecycle import check_names
@@ -38,6 +38,7 @@ from .sources.docker import DockerSource
 from .sources.layout import LayoutSource
 from .sources.registry import RegistrySource
 from .spec import ImageSpec, Spec
+from .switching import routed_ports
 
 EPOCH = "1970-01-01T00:00:00Z"
 
@@ -183,6 +184,8 @@ def build(spec: Spec, output: Path, keys: Sequence[SigningKey], options: BuildOp
     if spec.lifecycle:
         names = [compose_names(spec.base / p) for p in spec.compose]
         check_names(spec.lifecycle, set().union(*(s for s, _ in names)), set().union(*(v for _, v in names)))
+    if spec.switch and spec.switch.blue_green:
+        routed_ports(spec.switch, compose_services(spec.base / p for p in spec.compose))
     created = _created(now)
     store = Layout.create(options.cache / "oci", durable=False)
     chart_refs = {rel: _refs(chart_images(spec.base / rel), f"chart {rel}") for rel in spec.charts}
@@ -219,7 +222,7 @@ def build(spec: Spec, output: Path, keys: Sequence[SigningKey], options: BuildOp
         platforms=tuple(str(p) for p in spec.platforms), expires=_expires(spec.expires, created),
         secrets=spec.secrets, external=tuple(external), target=spec.target,
         trust_add=tuple(_endorsed(spec, p) for p in spec.trust_add), trust_revoke=spec.trust_revoke,
-        settings=spec.settings, installer=installer, lifecycle=spec.lifecycle,
+        settings=spec.settings, installer=installer, lifecycle=spec.lifecycle, switch=spec.switch,
         delta_base=tuple(same_app or base.releases) if base and external else ())
     manifest_bytes = manifest.to_bytes()
     signatures = envelope.sign(manifest_bytes, keys)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import tarfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,16 @@ def compose_names(path: Path) -> tuple[set[str], set[str]]:
     services = doc.get("services") if isinstance(doc, dict) else None
     volumes = doc.get("volumes") if isinstance(doc, dict) else None
     return set(services or {}), set(volumes or {})
+
+
+def compose_services(paths: Iterable[Path]) -> dict[str, Any]:
+    """Every service of the compose files, the later file's definition winning (as Compose merges)."""
+    out: dict[str, Any] = {}
+    for path in paths:
+        doc = load_yaml(path)
+        services = doc.get("services") if isinstance(doc, dict) else None
+        out.update(services if isinstance(services, dict) else {})
+    return out
 
 
 def _values_images(node: Any, app_version: str) -> Iterator[str]:

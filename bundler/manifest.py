@@ -20,6 +20,7 @@ from .errors import SpecError
 from .lifecycle import Lifecycle
 from .oci.digest import is_digest
 from .settings import Setting
+from .switching import Switch
 
 FORMAT = "satchel.bundle/v1"
 LAYOUT_MEMBERS = ("oci-layout", "index.json")
@@ -116,6 +117,7 @@ class BundleManifest:
     settings: tuple[Setting, ...] = ()  # what the customer configures (bundler.settings)
     installer: Installer | None = None
     lifecycle: Lifecycle = field(default_factory=Lifecycle)   # data volumes, hooks, health policy
+    switch: Switch | None = None       # how a release replaces the one before (bundler.switching)
     unpacked_size: int = field(default=-1)
 
     def __post_init__(self) -> None:
@@ -154,6 +156,8 @@ class BundleManifest:
         if self.external:
             doc["external"] = [{"digest": d, "size": s} for d, s in self.external]
             doc["deltaBase"] = [{"name": n, "version": v} for n, v in self.delta_base]
+        if self.switch:
+            doc["switch"] = self.switch.to_json()
         return doc | self.lifecycle.to_json()
 
     def to_bytes(self) -> bytes:
@@ -248,6 +252,13 @@ def _parse_lifecycle(doc: dict[str, Any]) -> Lifecycle:
         raise MalformedError(f"manifest: {exc}") from None
 
 
+def _parse_switch(obj: Any) -> Switch:
+    try:
+        return Switch.from_json(obj)
+    except SpecError as exc:
+        raise MalformedError(f"manifest: {exc}") from None
+
+
 def _parse_keys(obj: Any) -> dict[str, tuple[str, ...]]:
     if obj is None:
         return {}
@@ -290,7 +301,8 @@ def parse_manifest(data: bytes) -> BundleManifest:
     top = _Fields(doc, "manifest", ("format", "name", "version", "created", "minInstallerVersion",
                                      "members", "unpackedSize"),
                   ("images", "charts", "compose", "files", "platforms", "expires", "description", "secrets",
-                   "external", "deltaBase", "target", "keys", "settings", "installer", "data", "hooks", "health"))
+                   "external", "deltaBase", "target", "keys", "settings", "installer", "data", "hooks", "health",
+                   "switch"))
     if doc["format"] != FORMAT:
         raise MalformedError(f"unsupported bundle format {doc['format']!r} (this Satchel reads {FORMAT})")
     members = []
@@ -331,6 +343,7 @@ def parse_manifest(data: bytes) -> BundleManifest:
         settings=tuple(_parse_setting(o, i) for i, o in enumerate(top.objects("settings"))),
         installer=_parse_installer(doc["installer"]) if "installer" in doc else None,
         lifecycle=_parse_lifecycle(doc),
+        switch=_parse_switch(doc["switch"]) if "switch" in doc else None,
         delta_base=tuple((f.text("name", APP_NAME), f.text("version", SEMVER)) for f in (
             _Fields(o, f"deltaBase[{i}]", ("name", "version")) for i, o in enumerate(top.objects("deltaBase")))))
     for stamp in (manifest.created, manifest.expires):

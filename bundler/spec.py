@@ -17,6 +17,7 @@ from .oci.model import Platform
 from .oci.refs import Reference
 from .settings import Setting
 from .spec_model import DIR_ONLY, ImageModel, SpecModel
+from .switching import Switch
 
 
 class _StrictLoader(yaml.SafeLoader):
@@ -114,6 +115,7 @@ class Spec:
     settings: tuple[Setting, ...] = ()
     installer: str | None = None        # path of a Satchel kit that customers' Satchel upgrades to
     lifecycle: Lifecycle = field(default_factory=Lifecycle, hash=False)
+    switch: Switch | None = None
 
 
 def _platforms(value: list[str] | None, where: str) -> tuple[Platform, ...]:
@@ -175,6 +177,12 @@ def _spec(m: SpecModel, base: Path) -> Spec:
     if (lifecycle.data or lifecycle.hooks) and (not m.compose or m.target == "helm"):
         raise SpecError("data: and hooks: are for Docker Compose releases: they need compose files (and a "
                         "compose target)")
+    switch = None
+    if m.switch is not None:
+        switch = Switch.from_json(m.switch if isinstance(m.switch, str) else
+                                  m.switch.model_dump(by_alias=True, exclude_unset=True, exclude_none=True))
+        if switch.blue_green and (not m.compose or m.target == "helm"):
+            raise SpecError("switch: blue-green is for Docker Compose releases (Kubernetes has rolling updates)")
     return Spec(name=m.name, version=m.version, base=base, images=images, compose=_paths(m.compose, "compose"),
                 charts=_paths(m.charts, "charts"), files=_paths(m.files, "files"),
                 platforms=_platforms(m.platforms, "platforms"),
@@ -184,7 +192,7 @@ def _spec(m: SpecModel, base: Path) -> Spec:
                 secrets=tuple(sorted(set(m.secrets))), target=m.target,
                 trust_add=tuple(relative_path(p, "keys.add") for p in m.keys.add), trust_revoke=tuple(m.keys.revoke),
                 settings=settings, installer=relative_path(m.installer, "installer") if m.installer else None,
-                lifecycle=lifecycle)
+                lifecycle=lifecycle, switch=switch)
 
 
 def _located(error: Any, marks: Marks, origin: str) -> str:

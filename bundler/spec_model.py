@@ -126,6 +126,19 @@ class HealthModel(_Strict):
     watch: Duration = Field(0, description="Roll back automatically if the release fails within this window.")
 
 
+class SwitchModel(_Strict):
+    """How a release replaces the one before it (docs/BLUE-GREEN.md)."""
+
+    strategy: Literal["recreate", "blue-green"] = "recreate"
+    drain: Duration = Field(10, description="After the cut-over, how long open connections to the old release "
+                                            "may take to finish.")
+    routes: dict[str, Literal["http", "tcp"]] | None = Field(
+        None, description="Services whose published ports move to the managed front proxy, and how it proxies them.")
+    singletons: dict[str, Literal["keep", "stop-first"]] | None = Field(
+        None, description="Services that must not run twice: keep (runs once, across the switch) or stop-first "
+                          "(stopped in the old release just before the cut-over).")
+
+
 Paths = Annotated[list[str], Field(description="Paths relative to the spec's directory.")]
 
 
@@ -154,6 +167,7 @@ class SpecModel(_Strict):
     data: list[DataVolumeModel] = Field(default_factory=list)
     hooks: HooksModel | None = None
     health: HealthModel | None = None
+    switch: Literal["recreate", "blue-green"] | SwitchModel | None = None
 
     @model_validator(mode="before")
     @classmethod

@@ -12,7 +12,7 @@ SUDO=""
 
 need_apt=()
 for pair in dockerd:docker.io docker-registry:docker-registry skopeo:skopeo zstd:zstd \
-            busybox:busybox-static curl:curl gcc:gcc chromium:chromium; do
+            busybox:busybox-static curl:curl gcc:gcc chromium:chromium haproxy:haproxy; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || need_apt+=("${pair#*:}")
 done
 # The kit's launcher links zstd statically.

@@ -27,7 +27,8 @@ from ..oci.digest import file_digest, hex_of
 from ..oci.layout import write_atomic
 from ..reprotar import write_tree
 from ..tools.helm import helm_binary
-from . import kitfile, registry_rootfs
+from . import kitfile
+from .rootfs import PROGRAMS, PROXY, REGISTRY
 
 REPO = Path(__file__).resolve().parents[2]
 PLATFORM = "linux/amd64"
@@ -105,12 +106,13 @@ def stage(work: Path, program: Path, trust: Sequence[Path] = ()) -> tuple[Path, 
     shutil.copytree(program, tree / "satchel")
     compose = compose_binary()
     shutil.copy(compose, tree / "tools" / "docker-compose")
-    registry = registry_rootfs.host_binary()
-    with (tree / "tools" / "registry-rootfs.tar").open("wb") as fh:
-        registry_rootfs.write_rootfs(registry, registry_rootfs.linked_files(registry), fh)
+    for image in PROGRAMS:
+        with (tree / "tools" / image.tar_name).open("wb") as fh:
+            image.write(fh)
     components = {"python": platform.python_version(),
                   "docker-compose": _version([compose, "version", "--short"]),
-                  "registry": _version([registry, "--version"]).split()[-1],
+                  "registry": _version([REGISTRY.host_binary(), "--version"]).split()[-1],
+                  "proxy": _version([PROXY.host_binary(), "-v"]).split()[2],
                   "helm": None}
     helm = helm_binary()
     if helm:

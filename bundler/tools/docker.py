@@ -130,19 +130,95 @@ def container_state(name: str) -> dict[str, Any] | None:
         client.close()
 
 
+def container_labels(name: str) -> dict[str, str]:
+    """Labels of the named container ({} when there is none)."""
+    from docker.errors import NotFound
+
+    client = connect()
+    try:
+        return dict(client.api.inspect_container(name)["Config"]["Labels"] or {})
+    except NotFound:
+        return {}
+    finally:
+        client.close()
+
+
 def run_service(name: str, image: str, command: list[str], mounts: dict[str, tuple[str, str]],
-                labels: dict[str, str]) -> None:
-    """Start a long-lived container on the host network that Docker restarts after a crash,
-    a daemon restart or a reboot. `mounts` maps host path -> (container path, mode)."""
+                labels: dict[str, str], network: str = "host", ports: dict[str, tuple[str, int]] | None = None) -> None:
+    """Start a long-lived container (on the host network unless told) that Docker restarts after
+    a crash, a daemon restart or a reboot. `mounts` maps host path -> (container path, mode);
+    `ports` maps "PORT/tcp" in the container -> (host address, host port)."""
     from docker.errors import APIError
 
     client = connect()
     try:
         client.containers.run(image, command[1:], entrypoint=command[:1], name=name, detach=True,
-                              network_mode="host", labels=labels, restart_policy={"Name": "always"},
+                              network=None if network == "host" else network,
+                              network_mode="host" if network == "host" else None, ports=ports or None,
+                              labels=labels, restart_policy={"Name": "always"},
                               volumes={host: {"bind": path, "mode": mode} for host, (path, mode) in mounts.items()})
     except APIError as exc:
         raise EnvironmentProblem(f"cannot start container {name}: {exc.explanation or exc}") from None
+    finally:
+        client.close()
+
+
+def ensure_network(name: str, labels: dict[str, str]) -> None:
+    """A bridge network of that name (created if missing)."""
+    from docker.errors import APIError
+
+    client = connect()
+    try:
+        if not client.networks.list(names=[name]):
+            client.networks.create(name, driver="bridge", labels=labels)
+    except APIError as exc:
+        raise EnvironmentProblem(f"cannot create network {name}: {exc.explanation or exc}") from None
+    finally:
+        client.close()
+
+
+def connect_network(network: str, container: str, aliases: list[str] | None = None) -> None:
+    """Attach a container to a network (with DNS aliases there); already attached is fine."""
+    from docker.errors import APIError
+
+    client = connect()
+    try:
+        attached = client.api.inspect_container(container)["NetworkSettings"]["Networks"] or {}
+        if network not in attached:
+            client.api.connect_container_to_network(container, network, aliases=aliases)
+    except APIError as exc:
+        raise EnvironmentProblem(f"cannot attach {container} to network {network}: {exc.explanation or exc}") from None
+    finally:
+        client.close()
+
+
+def disconnect_network(network: str, container: str) -> None:
+    """Detach a container from a network; not attached (or either gone) is fine."""
+    from docker.errors import APIError, NotFound
+
+    client = connect()
+    try:
+        client.api.disconnect_container_from_network(container, network, force=True)
+    except NotFound:
+        pass
+    except APIError as exc:
+        if "is not connected" not in str(exc.explanation):
+            raise EnvironmentProblem(f"cannot detach {container} from {network}: {exc.explanation or exc}") from None
+    finally:
+        client.close()
+
+
+def remove_network(name: str) -> None:
+    from docker.errors import APIError, NotFound
+
+    client = connect()
+    try:
+        for net in client.networks.list(names=[name]):
+            net.remove()
+    except NotFound:
+        pass
+    except APIError as exc:
+        raise EnvironmentProblem(f"cannot remove network {name}: {exc.explanation or exc}") from None
     finally:
         client.close()
 

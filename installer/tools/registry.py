@@ -12,19 +12,19 @@ import hashlib
 import os
 import secrets
 import signal
-import tempfile
 import time
 from pathlib import Path
 
 import requests
 
 from bundler.errors import EnvironmentProblem
-from bundler.kit import registry_rootfs as rootfs
-from bundler.kit.runtime import tool
+from bundler.kit.rootfs import REGISTRY, ensure_image
 from bundler.oci.layout import write_atomic
 from bundler.tools import docker
 
 DEFAULT_PORT = 5050
+CONFIG_IN_IMAGE = "/etc/satchel-registry/config.yml"
+DATA_IN_IMAGE = "/var/lib/registry"
 ID_HEADER = "X-Satchel-Registry"
 
 
@@ -88,30 +88,13 @@ class ManagedRegistry:
         write_atomic(self.dir / "id", identity.encode(), mode=0o600)
         write_atomic(self.dir / "config.yml", (
             "version: 0.1\nlog:\n  level: warn\n  accesslog:\n    disabled: true\n"
-            f"storage:\n  filesystem:\n    rootdirectory: {rootfs.DATA_IN_IMAGE}\n  delete:\n    enabled: true\n"
+            f"storage:\n  filesystem:\n    rootdirectory: {DATA_IN_IMAGE}\n  delete:\n    enabled: true\n"
             f"http:\n  addr: {self.host}\n  headers:\n    {ID_HEADER}: [{identity}]\n").encode())
-        image = self._image()
-        docker.run_service(self.container, image, [rootfs.BINARY_IN_IMAGE, "serve", rootfs.CONFIG_IN_IMAGE],
-                           {str(self.dir.resolve() / "config.yml"): (rootfs.CONFIG_IN_IMAGE, "ro"),
-                            str(self.dir.resolve() / "data"): (rootfs.DATA_IN_IMAGE, "rw")},
+        image = ensure_image(REGISTRY)
+        docker.run_service(self.container, image, [REGISTRY.binary, "serve", CONFIG_IN_IMAGE],
+                           {str(self.dir.resolve() / "config.yml"): (CONFIG_IN_IMAGE, "ro"),
+                            str(self.dir.resolve() / "data"): (DATA_IN_IMAGE, "rw")},
                            {"io.satchel.role": "registry", "io.satchel.root": str(self.dir.resolve().parent)})
-
-    @staticmethod
-    def _image() -> str:
-        """The registry image: from the kit's rootfs, or built from the host's registry package."""
-        carried = tool("registry-rootfs.tar")
-        if carried:
-            tag = rootfs.tag_for(carried)
-            docker.import_image(tag, carried)
-            return tag
-        binary = rootfs.host_binary()
-        with tempfile.TemporaryDirectory() as tmp:
-            built = Path(tmp) / "rootfs.tar"
-            with built.open("wb") as fh:
-                rootfs.write_rootfs(binary, rootfs.linked_files(binary), fh)
-            tag = rootfs.tag_for(built)
-            docker.import_image(tag, built)
-        return tag
 
     def _wait(self, timeout: float = 30) -> None:
         deadline = time.monotonic() + timeout
@@ -166,7 +149,7 @@ class ManagedRegistry:
                     raise EnvironmentProblem(f"the local registry refused to delete {repo}@{digest}: "
                                              f"HTTP {resp.status_code}")
                 deleted += 1
-        docker.exec_in(self.container, [rootfs.BINARY_IN_IMAGE, "garbage-collect", rootfs.CONFIG_IN_IMAGE])
+        docker.exec_in(self.container, [REGISTRY.binary, "garbage-collect", CONFIG_IN_IMAGE])
         return deleted
 
     def stop(self) -> None:
