@@ -155,6 +155,10 @@ def status_cmd(ctx: click.Context, app_name: str | None, as_json: bool) -> None:
         click.echo(f"  {s['service']:<16} {s['state']:<10} {s['health']:<10} {s['image']}")
     for d in info["drift"]:
         click.echo(f"  drift: {d['service']} {d['container']}: {d['kind']}: {d['detail']}")
+    if switch := info.get("switch"):
+        runs = ", ".join(f"{c}: {r}" for c, r in switch["colours"].items() if r) or "nothing"
+        click.echo(f"blue-green: {switch['live'] or 'no'} colour live ({runs}); front proxy "
+                   f"{switch['proxy']['container']} {switch['proxy']['state']}; " + "; ".join(switch["ports"]))
     click.echo("releases kept: " + (", ".join(f"{v} (current)" if v == current else v for v in info["releases"])
                                     or "none"))
     watch_until = (info["pending"] or {}).get("watch_until")

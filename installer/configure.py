@@ -34,7 +34,8 @@ def apply_config(app: App, opts: InstallOptions, reporter: Reporter = QUIET) -> 
         resolved = resolve_settings(app, manifest, opts.settings, target.name)
         new_id = releases.new_id(app, manifest.version, "config", bare=False)
         tmp = releases.staging_dir(app, new_id)
-        rendered = target.render(RenderRequest(manifest, app.host.store, release.info.registry, False, tmp))
+        rendered = target.render(RenderRequest(manifest, app.host.store, release.info.registry, False, tmp,
+                                                 project=release.project))
         info = replace(release.info, **rendered, **config_info(app, new_id, manifest, resolved))
         releases.write_metadata(tmp, (release.path / "manifest.json").read_bytes(),
                                 (release.path / "signatures.json").read_bytes(), info)

@@ -64,7 +64,7 @@ def install(host: Host, bundle: Path, opts: InstallOptions, reporter: Reporter =
         tmp = releases.staging_dir(app, release_id)
         target = targets.choose(opts.target, manifest)
         rendered = target.render(RenderRequest(manifest, host.store, client.endpoint.host, opts.registry_insecure,
-                                               tmp, opts.helm))
+                                               tmp, opts.helm, project))
         info = ReleaseInfo(name=manifest.name, version=manifest.version, project=project,
                            registry=client.endpoint.host, target=target.name, **rendered,
                            **config_info(app, release_id, manifest, intake.resolved))

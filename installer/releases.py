@@ -16,6 +16,7 @@ from bundler.errors import EnvironmentProblem
 from bundler.format import MANIFEST, SIGNATURES
 from bundler.manifest import BundleManifest, parse_manifest
 from bundler.oci.layout import fsync_dir, write_atomic
+from bundler.switching import Port
 
 from . import faults
 from .state import App
@@ -84,14 +85,17 @@ class ReleaseInfo:
     helm: HelmInfo | None = None
     env_file: str | None = None       # the release's settings, secrets included (outside the release)
     config: dict[str, Any] | None = None   # public values and the layer each came from
+    keep: tuple[str, ...] = ()        # blue-green: compose files of the singletons that run once
+    routes: tuple[Port, ...] = ()     # blue-green: the ports the front proxy publishes
 
     @classmethod
     def from_json(cls, doc: Any) -> ReleaseInfo:
         d = _fields(doc, "release.json", {"name", "version", "project", "registry", "target", "compose"},
-                    frozenset({"helm", "env_file", "config"}))
+                    frozenset({"helm", "env_file", "config", "keep", "routes"}))
         return cls(str(d["name"]), str(d["version"]), str(d["project"]), str(d["registry"]), str(d["target"]),
                    _strings(d["compose"], "compose"), HelmInfo.from_json(d["helm"]) if d.get("helm") else None,
-                   d.get("env_file"), d.get("config"))
+                   d.get("env_file"), d.get("config"), _strings(d.get("keep", []), "keep"),
+                   tuple(Port.from_json(p) for p in d.get("routes", [])))
 
     def to_json(self) -> dict[str, Any]:
         doc: dict[str, Any] = {"name": self.name, "version": self.version, "project": self.project,
@@ -102,6 +106,10 @@ class ReleaseInfo:
             doc["env_file"] = self.env_file
         if self.config:
             doc["config"] = self.config
+        if self.keep:
+            doc["keep"] = list(self.keep)
+        if self.routes:
+            doc["routes"] = [p.to_json() for p in self.routes]
         return doc
 
 

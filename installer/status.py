@@ -8,7 +8,7 @@ from bundler.delta import inventory_json
 
 from . import releases
 from .state import App, Host
-from .targets import for_release
+from .targets import for_release, staged_target
 
 
 def app_status(app: App) -> dict[str, Any]:
@@ -22,6 +22,8 @@ def app_status(app: App) -> dict[str, Any]:
         target = for_release(release)
         info.update(name=release.info.name, project=release.project, registry=release.info.registry,
                     services=target.services(release), drift=target.drift(release))
+        if staged := staged_target(release):
+            info["switch"] = staged.traffic(release)
     info["health"] = health(info)
     return info
 
@@ -34,6 +36,8 @@ def health(info: dict[str, Any]) -> str:
         return "pending"
     if not info["current"]:
         return "none"
+    if info.get("switch") and info["switch"]["proxy"]["state"] != "running":
+        return "unhealthy"
     if any(s.get("state") != "running" or s.get("health") not in ("", "healthy", "ready") for s in info["services"]):
         return "unhealthy"
     return "drift" if info["drift"] else "healthy"

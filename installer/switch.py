@@ -18,7 +18,7 @@ from . import faults, health, hooks, releases, removal, rollback_report, snapsho
 from .errors import DeployFailedRestored, DeployFailedUnrestored
 from .options import InstallOptions
 from .state import App, Host
-from .targets import for_release, watched_target
+from .targets import for_release, staged_target, watched_target
 
 
 def deploy(app: App, version: str, previous: str | None, opts: InstallOptions, reporter: Reporter,
@@ -44,12 +44,16 @@ def deploy(app: App, version: str, previous: str | None, opts: InstallOptions, r
     if data:
         snapshots.restore(app, data, old, reporter)
         app.note(data_done=True)
-    ok, detail = start(release, opts, reporter, f"starting {release.project} {version}")
+    ok, detail = _launch(release, opts, reporter, f"starting {release.project} {version}")
     why = f"failed its health check ({detail})"
     hook = hooks.run(app, release, "after-switch", reporter) if ok else None
     ran += [hook] if hook else []
     if hook and not hook.ok:
         ok, detail, why = False, hook.detail, f"failed: {hook.detail}"
+    if ok:
+        faults.point("before-cut-over")
+        ok, detail = _go_live(release, opts, reporter)
+        why = f"was not switched to ({detail})"
     if ok:
         ok, detail = _watch(app, release, opts, reporter, resumed)
         why = f"failed during the watch ({detail})"
@@ -60,6 +64,8 @@ def deploy(app: App, version: str, previous: str | None, opts: InstallOptions, r
         return
     app.record("failed", version=version, reason=detail)
     draft = rollback_report.gather(app, release, previous, detail, ran)
+    if staged := staged_target(release):
+        staged.discard(release)         # never got the traffic: removed, and what served still does
     if old is None:
         for_release(release).stop(release)
         app.switch(None)
@@ -145,9 +151,26 @@ def _bring_back(app: App, old: releases.Release, failed: releases.Release | None
 
 
 def start(release: releases.Release, opts: InstallOptions, reporter: Reporter, doing: str) -> tuple[bool, str]:
-    """Apply the release and wait for it to be healthy, each service's state on show: (healthy, detail)."""
+    """Apply the release and wait for it to be healthy (and, blue-green, move the traffic to
+    it): (healthy, detail)."""
+    ok, detail = _launch(release, opts, reporter, doing)
+    return _go_live(release, opts, reporter) if ok else (ok, detail)
+
+
+def _launch(release: releases.Release, opts: InstallOptions, reporter: Reporter, doing: str) -> tuple[bool, str]:
+    """Apply the release and wait for it to be healthy, each service's state on show. A
+    blue-green release starts next to the one that serves, which it does not touch."""
     with reporter.waiting(f"{doing} (waiting up to {opts.wait_timeout}s for health)") as observe:
         return for_release(release).apply(release, opts.wait_timeout, observe)
+
+
+def _go_live(release: releases.Release, opts: InstallOptions, reporter: Reporter) -> tuple[bool, str]:
+    """Blue-green: the traffic moves to the started release in one step, the old one drains and stops."""
+    staged = staged_target(release)
+    if staged is None:
+        return True, ""
+    with reporter.waiting(f"moving the traffic to {release.path.name}") as observe:
+        return staged.cut_over(release, opts.wait_timeout, observe)
 
 
 def recover_host(host: Host, opts: InstallOptions, reporter: Reporter) -> None:
@@ -179,10 +202,12 @@ def recover(app: App, opts: InstallOptions, reporter: Reporter) -> dict[str, str
         return job
     # The switch never happened: the old release is current. If its services were stopped for
     # a snapshot, or a hook may have changed its data, it is brought back on the data it had.
-    if job.get("touched") and frm and releases.exists(app, frm):
+    # A blue-green release that was started next to it is removed the same way.
+    old = releases.load(app, frm) if frm and releases.exists(app, frm) else None
+    if old and (job.get("touched") or staged_target(old)):
         snap = snapshots.load(app, job["snapshot"]) if job.get("snapshot") else None
         reporter.step(f"bringing {frm} back after an interrupted {job.get('op')}")
-        _bring_back(app, releases.load(app, frm), None, snap, opts, reporter)
+        _bring_back(app, old, None, snap, opts, reporter)
     app.record("interrupted", op=job.get("op"), version=to)
     app.end()
     return None

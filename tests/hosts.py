@@ -27,12 +27,13 @@ BROKEN = '["CMD", "/bin/busybox", "false"]'
 
 def make_bundle(d: Path, version: str, keys, healthcheck: str = HEALTHY, web_extra: str = "",
                 web_command: str = '["/bin/busybox", "httpd", "-f", "-p", "8080", "-h", "/www"]',
-                spec_extra: str = "", name: str = "hello", payload: int | None = None, compose_extra: str = "") -> Path:
+                spec_extra: str = "", name: str = "hello", payload: int | None = None, compose_extra: str = "",
+                start_period: str = "0s", images_extra: str = "") -> Path:
     """Application `name`: web (httpd + healthcheck) and worker; its page names the app and version.
     One image of one layer (a busybox rootfs), or with `payload` two: the busybox layer every app
     and version shares, and a layer of its own (the page and `payload` random bytes).
     `web_extra` adds YAML lines to the web service; `compose_extra` to the end of compose.yaml
-    (top-level keys such as volumes:); `spec_extra` to satchel.yaml."""
+    (top-level keys such as volumes:); `spec_extra` to satchel.yaml; `images_extra` to its images."""
     d.mkdir(parents=True, exist_ok=True)
     page = f"{name} {version}\n"
     tag = version.replace("+", "_")      # an image tag cannot hold a semver's build metadata
@@ -53,11 +54,12 @@ def make_bundle(d: Path, version: str, keys, healthcheck: str = HEALTHY, web_ext
         f"  web:\n    image: acme/web:{tag}\n"
         f"    command: {web_command}\n{web_extra}"
         f"    healthcheck:\n      test: {healthcheck}\n      interval: 1s\n      timeout: 2s\n      retries: 3\n"
+        f"      start_period: {start_period}\n"
         f"  worker:\n    image: acme/web:{tag}\n"
         '    command: ["/bin/busybox", "sleep", "3600"]\n' + compose_extra)
     (d / "satchel.yaml").write_text(
         f"name: {name}\nversion: {version}\ncompose: [compose.yaml]\n{spec_extra}"
-        f"images:\n  - ref: acme/web:{tag}\n    source: {source}\n")
+        f"images:\n  - ref: acme/web:{tag}\n    source: {source}\n{images_extra}")
     out = d / f"{name}-{version}.bundle"
     build(load_spec(d / "satchel.yaml"), out, [load_signing_key(keys["vendor"])], BuildOptions(cache=d / "cache"))
     return out
@@ -119,7 +121,12 @@ class Host:
         return {"files": files, "containers": containers}
 
     def cleanup(self) -> None:
-        """Containers and networks of every Compose project named after this host's, and its registry."""
+        """Containers, networks and volumes of every Compose project named after this host's, its
+        front proxy and its registry."""
+        from installer.tools.proxy import FrontProxy
+        from installer.tools.registry import ManagedRegistry
+
+        FrontProxy(self.app_dir / "proxy", self.project).remove()
         label = '{{.ID}} {{.Label "com.docker.compose.project"}}'
         for kind, listing in (("container", ["ps", "-a"]), ("network", ["network", "ls"])):
             rows = [line.split() for line in docker(*listing, "--filter", "label=com.docker.compose.project",
@@ -127,8 +134,9 @@ class Host:
             ids = [row[0] for row in rows if len(row) == 2 and row[1].startswith(self.project)]
             if ids:
                 docker(kind, "rm", *(["-f"] if kind == "container" else []), *ids)
-        from installer.tools.registry import ManagedRegistry
-
         ManagedRegistry(self.root / "registry").stop()
+        volumes = [v for v in docker("volume", "ls", "-q").split() if v.startswith(f"{self.project}_")]
+        if volumes:
+            docker("volume", "rm", *volumes)
 
 

@@ -85,6 +85,15 @@ def project_containers(project: str, log_since: int | None, log_lines: int = 500
         client.close()
 
 
+def project_networks(project: str) -> list[str]:
+    """Names of the networks Compose made for a project."""
+    client = connect()
+    try:
+        return sorted(n.name for n in client.networks.list(filters={"label": f"com.docker.compose.project={project}"}))
+    finally:
+        client.close()
+
+
 def image_id(ref: str) -> str | None:
     """The local engine's id for an image reference, or None when it does not have it."""
     from docker.errors import ImageNotFound

@@ -38,6 +38,7 @@ class RenderRequest:
     registry_insecure: bool
     dest: Path                          # the release directory being written
     helm: HelmSettings | None = None    # the customer's chart values (Helm only)
+    project: str = ""                   # the name the release runs under
 
 
 class Target(Protocol):
@@ -103,6 +104,34 @@ class WatchedTarget(Protocol):
 
     def containers(self, release: Release) -> list[dict[str, Any]]:
         """The engine's inspect data of every container of the release."""
+
+
+@runtime_checkable
+class StagedTarget(Protocol):
+    """A target that can start a release next to the one that serves and move the traffic to it
+    in one step (blue-green): `apply` then only starts it, and nothing reaches it until `cut_over`."""
+
+    def staged(self, release: Release) -> bool:
+        """Does this release switch that way (its bundle says so)?"""
+
+    def cut_over(self, release: Release, wait_timeout: int, observe: Observer) -> tuple[bool, str]:
+        """The traffic moves to the started release, the one before stops: (done, why not)."""
+
+    def discard(self, release: Release) -> None:
+        """Remove a release that was started but never got the traffic."""
+
+    def settle(self, release: Release) -> None:
+        """After a crash: only what serves `release` runs (a half-started one is removed)."""
+
+    def traffic(self, release: Release) -> dict[str, Any]:
+        """For status and diagnostics: which colour serves, what each colour runs, the proxy's
+        state and the ports it publishes."""
+
+
+def staged_target(release: Release) -> StagedTarget | None:
+    """The release's target if the release switches blue-green, else None."""
+    target = for_release(release)
+    return target if isinstance(target, StagedTarget) and target.staged(release) else None
 
 
 def watched_target(release: Release) -> WatchedTarget | None:

@@ -12,17 +12,19 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from bundler.compose_vars import interpolate_defaults
+from bundler.discover import compose_services
 from bundler.errors import BundleError, EnvironmentProblem
 from bundler.lifecycle import DataVolume, Hook
 from bundler.oci.layout import write_atomic
 from bundler.oci.model import Descriptor
 from bundler.oci.refs import Reference
+from bundler.switching import Switch, routed_ports
 from bundler.tools import docker
 
 from .. import health
 from ..diagnostics.redact import mask_env
 from ..tools import compose, volumes
-from . import RenderRequest, local_images
+from . import RenderRequest, bluegreen, local_images
 
 if TYPE_CHECKING:
     from ..diagnostics.collect import Collection
@@ -48,17 +50,29 @@ class ComposeTarget:
     takes_settings = True
 
     def render(self, request: RenderRequest) -> dict[str, Any]:
-        """Each compose file, rewritten, under dest/compose/."""
-        out, images = [], local_images(request.manifest, request.registry)
+        """Each compose file, rewritten, under dest/compose/; a blue-green release's split in
+        what each colour runs (compose/) and the singletons that run once (keep/)."""
+        out, keep, images = [], [], local_images(request.manifest, request.registry)
+        switch = request.manifest.switch if request.manifest.switch and request.manifest.switch.blue_green else None
+        services: dict[str, Any] = {}
         for entry in request.manifest.compose:
             data = request.store.read_small(Descriptor("", entry.digest, entry.size), MAX_COMPOSE_BYTES)
             doc: Any = yaml.safe_load(data)
             for service in (doc.get("services") or {}).values():
                 if isinstance(service, dict) and service.get("image"):
                     service["image"] = local_ref(images, str(service["image"]))
+            services.update(doc.get("services") or {})
+            kept = None
+            if switch:
+                doc, kept = bluegreen.split(doc, switch, request.project)
             write_atomic(request.dest / "compose" / entry.path, yaml.safe_dump(doc, sort_keys=False).encode())
             out.append(f"compose/{entry.path}")
-        return {"compose": tuple(out)}
+            if kept:
+                write_atomic(request.dest / "keep" / entry.path, yaml.safe_dump(kept, sort_keys=False).encode())
+                keep.append(f"keep/{entry.path}")
+        if not switch:
+            return {"compose": tuple(out)}
+        return {"compose": tuple(out), "keep": tuple(keep), "routes": tuple(routed_ports(switch, services))}
 
     def check(self, project: str, owned: list[Path]) -> None:
         """The engine answers, Compose runs, and every container of the project came from a
@@ -77,6 +91,9 @@ class ComposeTarget:
     def _files(self, release: Release) -> list[Path]:
         return [release.path / rel for rel in release.info.compose]
 
+    def _keep(self, release: Release) -> list[Path]:
+        return [release.path / rel for rel in release.info.keep]
+
     def _env(self, release: Release) -> dict[str, str]:
         """The release's settings (secrets included), kept outside the release directory."""
         return release.settings()
@@ -87,60 +104,116 @@ class ComposeTarget:
         (counted from when the containers run, as `compose up --wait` counted it)."""
         if not release.info.compose:
             return True, "no services"
-        ok, detail = compose.up(release.project, self._files(release), release.path, wait_timeout, self._env(release))
+        env = self._env(release)
+        if colours := self._colours(release):
+            return colours.start(wait_timeout, observe, env)
+        self._leave_blue_green(release, env)
+        ok, detail = compose.up(release.project, self._files(release), release.path, wait_timeout, env)
         if not ok:
             return False, detail
         return health.wait(lambda: self.containers(release), wait_timeout, observe)
 
+    # -- blue-green (the StagedTarget protocol; installer/targets/bluegreen.py) -----------
+
+    def _colours(self, release: Release) -> bluegreen.Colours | None:
+        switch = release.manifest().switch
+        return bluegreen.Colours(release, switch) if switch and switch.blue_green and release.info.compose else None
+
+    def _leave_blue_green(self, release: Release, env: dict[str, str]) -> None:
+        """A recreate release after a blue-green one: the colours and the proxy go first."""
+        leftover = bluegreen.Colours(release, Switch())
+        if leftover.state_file.exists() or leftover.proxy.config.exists():
+            leftover.retire(env)
+
+    def staged(self, release: Release) -> bool:
+        return self._colours(release) is not None
+
+    def cut_over(self, release: Release, wait_timeout: int, observe: Observer) -> tuple[bool, str]:
+        colours = self._colours(release)
+        return colours.cut_over(wait_timeout, observe, self._env(release)) if colours else (True, "")
+
+    def discard(self, release: Release) -> None:
+        if colours := self._colours(release):
+            colours.discard(self._env(release))
+
+    def settle(self, release: Release) -> None:
+        if colours := self._colours(release):
+            colours.settle(self._env(release))
+
+    def traffic(self, release: Release) -> dict[str, Any]:
+        colours = self._colours(release)
+        return colours.traffic() if colours else {}
+
+    def _places(self, release: Release) -> list[bluegreen.Place]:
+        """Where the release's containers run: one project, or its colour and its singletons."""
+        if not release.info.compose:
+            return []
+        colours = self._colours(release)
+        return colours.places() if colours else [bluegreen.Place(release.project, self._files(release))]
+
+    def _place_of(self, release: Release, service: str) -> bluegreen.Place:
+        places = self._places(release)
+        return next((p for p in places if service in compose_services(p.files)), places[0])
+
+    # ------------------------------------------------------------------------------------
+
     def containers(self, release: Release) -> list[dict[str, Any]]:
-        return [c["inspect"] for c in docker.project_containers(release.project, None, 0)]
+        return [c["inspect"] for p in self._places(release) for c in docker.project_containers(p.project, None, 0)]
 
     def stop(self, release: Release) -> None:
-        if release.info.compose:
-            compose.down(release.project, self._files(release), release.path, self._env(release))
+        env = self._env(release)
+        for place in self._places(release):
+            compose.down(place.project, place.files, release.path, env)
+        if colours := self._colours(release):
+            colours.retire(env)
 
     def remove(self, release: Release, volumes: bool) -> None:
-        """Containers and networks of the project; its volumes only when asked."""
+        """Containers and networks of the project (its colours and its proxy); its volumes only
+        when asked."""
         if not release.info.compose:
             return
-        done, detail = compose.down(release.project, self._files(release), release.path, self._env(release), volumes)
+        env = self._env(release)
+        if colours := self._colours(release):
+            colours.retire(env)
+        done, detail = compose.down(release.project, self._files(release) + self._keep(release), release.path, env,
+                                    volumes)
         if not done:
             raise EnvironmentProblem(f"docker compose down of {release.project} failed: {detail}")
 
     def services(self, release: Release) -> list[dict[str, Any]]:
-        if not release.info.compose:
-            return []
+        env = self._env(release)
         return [{"service": s.get("Service"), "state": s.get("State"), "health": s.get("Health") or "",
-                 "image": s.get("Image")}
-                for s in compose.ps(release.project, self._files(release), release.path, self._env(release))]
+                 "image": s.get("Image"), **({"project": p.project} if p.project != release.project else {})}
+                for p in self._places(release) for s in compose.ps(p.project, p.files, release.path, env)]
 
     def drift(self, release: Release) -> list[dict[str, str]]:
         """Containers that run differently from the release: another image or another
         configuration than its compose files say, a service with no container, a container
         of no service of the release."""
-        if not release.info.compose:
-            return []
-        files = self._files(release)
-        images = {name: str(s["image"]) for name, s in self._services(release).items() if s.get("image")}
-        hashes = compose.config_hashes(release.project, files, release.path, self._env(release))
-        found, seen = [], set()
-        for item in docker.project_containers(release.project, None, 0):
-            attrs = item["inspect"]
-            labels, name = attrs["Config"]["Labels"], attrs["Name"].lstrip("/")
-            service = labels.get("com.docker.compose.service", "")
-            seen.add(service)
-            want = images.get(service)
-            if service not in hashes:
-                found.append({"service": service, "container": name, "kind": "extra",
-                              "detail": "a container of a service the release does not have"})
-            elif want and (attrs["Config"]["Image"] != want or attrs["Image"] != docker.image_id(want)):
-                found.append({"service": service, "container": name, "kind": "image",
-                              "detail": f"runs {attrs['Config']['Image']}; the release has {want}"})
-            elif labels.get("com.docker.compose.config-hash") != hashes[service]:
-                found.append({"service": service, "container": name, "kind": "config",
-                              "detail": "its configuration differs from the release's compose files"})
-        found += [{"service": service, "container": "", "kind": "missing", "detail": "no container"}
-                  for service in sorted(set(hashes) - seen)]
+        found = []
+        env = self._env(release)
+        for place in self._places(release):
+            images = {name: str(v["image"]) for name, v in compose_services(place.files).items()
+                      if isinstance(v, dict) and v.get("image")}
+            hashes = compose.config_hashes(place.project, place.files, release.path, env)
+            seen = set()
+            for item in docker.project_containers(place.project, None, 0):
+                attrs = item["inspect"]
+                labels, name = attrs["Config"]["Labels"], attrs["Name"].lstrip("/")
+                service = labels.get("com.docker.compose.service", "")
+                seen.add(service)
+                want = images.get(service)
+                if service not in hashes:
+                    found.append({"service": service, "container": name, "kind": "extra",
+                                  "detail": "a container of a service the release does not have"})
+                elif want and (attrs["Config"]["Image"] != want or attrs["Image"] != docker.image_id(want)):
+                    found.append({"service": service, "container": name, "kind": "image",
+                                  "detail": f"runs {attrs['Config']['Image']}; the release has {want}"})
+                elif labels.get("com.docker.compose.config-hash") != hashes[service]:
+                    found.append({"service": service, "container": name, "kind": "config",
+                                  "detail": "its configuration differs from the release's compose files"})
+            found += [{"service": service, "container": "", "kind": "missing", "detail": "no container"}
+                      for service in sorted(set(hashes) - seen)]
         return found
 
     # -- data (the DataTarget protocol) ---------------------------------------------
@@ -158,23 +231,29 @@ class ComposeTarget:
         volumes.replace(volume, self._any_image(release), archive)
 
     def quiesce(self, release: Release, data: DataVolume) -> None:
-        files, env = self._files(release), self._env(release)
+        env = self._env(release)
         if data.quiesce == "command":
-            ok, out = compose.job(release.project, files, release.path, ["exec", "-T", data.service, *data.command],
-                                  600, env)
+            place = self._place_of(release, data.service)
+            ok, out = compose.job(place.project, place.files, release.path,
+                                  ["exec", "-T", data.service, *data.command], 600, env)
             if not ok:
                 raise EnvironmentProblem(f"making volume {data.volume} consistent ({data.service}: "
                                          f"{' '.join(data.command)}) failed: {(out.splitlines() or ['no output'])[-1]}")
         elif data.quiesce == "stop" and (writers := self._mounting(release, data.volume)):
-            ok, out = compose.job(release.project, files, release.path, ["stop", "-t", "10", *writers], 120, env)
-            if not ok:
-                raise EnvironmentProblem(f"cannot stop {', '.join(writers)}: {(out.splitlines() or ['no output'])[-1]}")
+            for place in self._places(release):
+                mine = [w for w in writers if w in compose_services(place.files)]
+                ok, out = compose.job(place.project, place.files, release.path, ["stop", "-t", "10", *mine], 120,
+                                      env) if mine else (True, "")
+                if not ok:
+                    raise EnvironmentProblem(f"cannot stop {', '.join(mine)}: "
+                                             f"{(out.splitlines() or ['no output'])[-1]}")
 
     def run_hook(self, release: Release, hook: Hook) -> tuple[bool, str]:
         """`compose run --rm --no-deps` of the hook's service: its image, environment and volumes.
         A hook that runs out of time is removed: Compose, killed, would leave it running."""
         name = f"{release.project}-hook-{os.getpid()}"
-        ok, output = compose.job(release.project, self._files(release), release.path,
+        place = self._place_of(release, hook.service)
+        ok, output = compose.job(place.project, place.files, release.path,
                                  ["run", "--rm", "--no-deps", "-T", "--name", name, hook.service, *hook.command],
                                  hook.timeout, self._env(release))
         if not ok:
@@ -182,11 +261,8 @@ class ComposeTarget:
         return ok, output
 
     def _services(self, release: Release) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for f in self._files(release):
-            doc: Any = yaml.safe_load(f.read_text()) or {}
-            out.update({k: v for k, v in (doc.get("services") or {}).items() if isinstance(v, dict)})
-        return out
+        return {k: v for k, v in compose_services(self._files(release) + self._keep(release)).items()
+                if isinstance(v, dict)}
 
     def _any_image(self, release: Release) -> str:
         """An image of the release (pinned by digest to the local registry) to mount volumes with."""
@@ -205,7 +281,8 @@ class ComposeTarget:
 
     def logs(self, release: Release, services: set[str], lines: int) -> dict[str, str]:
         out = {}
-        for item in docker.project_containers(release.project, None, lines) if services else []:
+        for item in [i for p in self._places(release) for i in docker.project_containers(p.project, None, lines)
+                     ] if services else []:
             service = item["inspect"]["Config"]["Labels"].get("com.docker.compose.service")
             if service in services:
                 out[service] = item["logs"]
@@ -216,7 +293,8 @@ class ComposeTarget:
         manifest = release.manifest()
         marked = set(manifest.secrets) | {s.name for s in manifest.settings if s.secret}
         containers = []
-        for item in docker.project_containers(release.project, int(since.timestamp()) if since else None):
+        for item in [i for p in self._places(release)
+                     for i in docker.project_containers(p.project, int(since.timestamp()) if since else None)]:
             attrs = item["inspect"]
             env = attrs.get("Config", {}).get("Env") or []
             c.redactor.add_env(env, marked)

@@ -77,12 +77,13 @@ def check_runnable() -> None:
                                  f"{(proc.stderr.strip().splitlines() or ['no output'])[-1]}")
 
 
-def up(project: str, files: list[Path], cwd: Path, wait_timeout: int,
-       settings: dict[str, str] | None = None) -> tuple[bool, str]:
-    """`up -d`: (True, _) when every container was created and started (and the depends_on
+def up(project: str, files: list[Path], cwd: Path, wait_timeout: int, settings: dict[str, str] | None = None,
+       services: list[str] | None = None, no_start: bool = False) -> tuple[bool, str]:
+    """`up -d` (of the named services only, if given; or only creating networks and containers,
+    with no_start): (True, _) when every container was created and started (and the depends_on
     conditions were met within the time); health is the caller's to judge."""
-    proc = run(project, files, ["up", "-d", "--remove-orphans"],
-               cwd, timeout=wait_timeout + 120, settings=settings)
+    args = ["up", "--no-start"] if no_start else ["up", "-d", *([] if services else ["--remove-orphans"])]
+    proc = run(project, files, [*args, *(services or [])], cwd, timeout=wait_timeout + 120, settings=settings)
     detail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
     return proc.returncode == 0, detail
 

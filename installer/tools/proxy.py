@@ -63,7 +63,7 @@ resolvers docker
     nameserver dns 127.0.0.11:53
     hold valid 5s
 
-{% for x in listeners %}
+{% for l in listeners %}
 listen {{ l.name }}
     mode {{ l.mode }}
     bind :{{ l.port }}
@@ -85,7 +85,11 @@ class FrontProxy:
         self.dir = directory
         self.project = project
         self.container = f"{project}-satchel-proxy"
-        self.network = f"{project}-satchel-proxy"
+        # The engine publishes a container's ports through the network that holds its default
+        # gateway, the first by name among equals: joining a network that sorts before it moves
+        # the ports and refuses connections for a moment. So the proxy's own network sorts
+        # before the colours' (PROJECT-blue_*, PROJECT-green_*).
+        self.network = f"{project}-0-proxy"
         self.config = directory / "haproxy.cfg"
 
     # -- the container ---------------------------------------------------------

