@@ -8,6 +8,7 @@ and of the proxy itself, then a re-run: exactly one colour serves, the right one
 from __future__ import annotations
 
 import http.client
+import json
 import shutil
 import threading
 import time
@@ -67,13 +68,14 @@ class Client:
         return sum(self.answers.values()) + len(self.failures)
 
 
-def web_bundle(d: Path, version: str, keys, port: int, spec_extra: str = BLUE_GREEN, **kw) -> Path:
+def web_bundle(d: Path, version: str, keys, port: int, spec_extra: str = BLUE_GREEN, web_command: str = SLOW,
+               **kw) -> Path:
     """The web service takes 4 s to answer; db, the same image in every version, keeps a volume."""
     db = d.parent / "db-rootfs"
     if not db.exists():
         (db / "bin").mkdir(parents=True)
         shutil.copy(BUSYBOX, db / "bin" / "busybox")
-    return make_bundle(d, version, keys, web_command=SLOW, web_extra=f'    ports: ["127.0.0.1:{port}:8080"]\n',
+    return make_bundle(d, version, keys, web_command=web_command, web_extra=f'    ports: ["127.0.0.1:{port}:8080"]\n',
                        spec_extra=spec_extra, compose_extra=DB, start_period="20s",
                        images_extra=f"  - ref: acme/db:1\n    source: dir:{db}\n", **kw)
 
@@ -132,3 +134,56 @@ def test_upgrade_failed_upgrade_and_rollback_lose_no_request(host, app):
     workers = docker("ps", "-q", "--filter", f"label=com.docker.compose.service=worker",
                      "--filter", f"label=com.docker.compose.project={host.project}-{next(iter(serving(host)))}")
     assert len(workers.split()) == 1
+
+
+def test_the_same_client_catches_a_recreate(host, app):
+    """The control: the same upgrade with the default strategy loses requests while web restarts."""
+    port = app["plain"]
+    assert host.install(app["recreate-1.0.0"]).returncode == 0
+    with Client(port) as client:
+        time.sleep(1)
+        assert host.install(app["recreate-1.1.0"]).returncode == 0
+        time.sleep(1)
+    assert len(client.failures) > 50, client.total      # web needs 4 s to answer again
+
+
+@pytest.fixture(scope="module")
+def quick(tmp_path_factory, keys) -> dict[str, object]:
+    """The same application with a web service that answers at once: for the crash cases."""
+    base = tmp_path_factory.mktemp("bluegreen-quick")
+    port = free_port()
+    out: dict[str, object] = {"port": port}
+    for version in ("1.0.0", "1.1.0"):
+        out[version] = web_bundle(base / version, version, keys, port,
+                                  web_command='["/bin/busybox", "httpd", "-f", "-p", "8080", "-h", "/www"]')
+    return out
+
+
+def proxy_pid(host: Host, pidfile: Path) -> Path:
+    pidfile.write_text(docker("inspect", "-f", "{{.State.Pid}}", f"{host.project}-satchel-proxy").strip())
+    return pidfile
+
+
+@pytest.mark.parametrize("crash", ["before-switch", "colour-recorded", "before-cut-over", "after-cut-over",
+                                   "after-apply", "proxy@before-cut-over", "proxy@after-cut-over"])
+def test_killed_at_each_step_a_rerun_leaves_one_colour_serving(host, quick, crash, tmp_path):
+    """kill -9 of Satchel at each step of the switch to 1.1.0 (or of the proxy's master process,
+    proxy@STEP), then the same install again: 1.1.0 serves from exactly one colour, through the
+    proxy, and nothing else runs."""
+    port = quick["port"]
+    assert host.install(quick["1.0.0"]).returncode == 0
+    if crash.startswith("proxy@"):
+        env = {"SATCHEL_KILL_AT": f"{crash.split('@')[1]}={proxy_pid(host, tmp_path / 'proxy.pid')}"}
+    else:
+        env = {"SATCHEL_CRASH_AT": crash}
+    first = host.install(quick["1.1.0"], env=env)
+    assert first.returncode in ((0,) if crash.startswith("proxy@") else (-9,)), first.stderr
+    again = host.install(quick["1.1.0"])
+    assert again.returncode == 0, again.stderr
+    live = host.run("status", "--json")
+    assert live.returncode == 0, live.stderr
+    switch = json.loads(live.stdout)["switch"]
+    assert switch["proxy"]["state"] == "running"
+    assert serving(host) == {switch["live"]: "hello 1.1.0"}
+    assert through_proxy(port) == "hello 1.1.0"
+    assert host.state.current() == "1.1.0" and host.state.journal() is None
