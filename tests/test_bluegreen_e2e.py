@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import re
 import shutil
 import threading
 import time
@@ -164,8 +165,15 @@ def proxy_pid(host: Host, pidfile: Path) -> Path:
     return pidfile
 
 
-@pytest.mark.parametrize("crash", ["before-switch", "colour-recorded", "before-cut-over", "after-cut-over",
-                                   "after-apply", "proxy@before-cut-over", "proxy@after-cut-over"])
+STEPS = ["before-switch", "colour-recorded", "before-cut-over", "after-cut-over", "after-apply"]
+
+
+def test_every_step_of_a_blue_green_switch_is_a_crash_case():
+    source = (Path(__file__).parents[1] / "installer" / "targets" / "bluegreen.py").read_text()
+    assert set(re.findall(r'faults\.point\("([a-z-]+)"\)', source)) <= set(STEPS)
+
+
+@pytest.mark.parametrize("crash", [*STEPS, "proxy@before-cut-over", "proxy@after-cut-over"])
 def test_killed_at_each_step_a_rerun_leaves_one_colour_serving(host, quick, crash, tmp_path):
     """kill -9 of Satchel at each step of the switch to 1.1.0 (or of the proxy's master process,
     proxy@STEP), then the same install again: 1.1.0 serves from exactly one colour, through the

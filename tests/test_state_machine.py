@@ -208,8 +208,11 @@ def test_crash_at_every_failure_point_then_the_next_run_finishes(tmp_path, keys,
             assert target.running() == app.current()
             CRASH_SWEEP[name] += 1
         reached |= set(points)
+    # The points inside a real target's own steps (blue-green) are the real-engine tests' to
+    # reach: tests/test_bluegreen_e2e.py kills Satchel at each of them.
     everywhere = set(re.findall(r'faults\.point\("([a-z-]+)"\)',
-                                "".join(p.read_text() for p in (REPO / "installer").rglob("*.py"))))
+                                "".join(p.read_text() for p in (REPO / "installer").rglob("*.py")
+                                        if p.parent.name != "targets")))
     assert reached == everywhere, everywhere - reached
     CRASH_POINTS.update(reached)
 
