@@ -22,7 +22,7 @@ from .lifecycle import NAME, seconds
 STRATEGIES = ("recreate", "blue-green")
 MODES = ("http", "tcp")
 SINGLETONS = ("keep", "stop-first")
-_PORT = re.compile(r"(?:(?P<ip>\[[0-9a-fA-F:.]+\]|[0-9.]+):)?(?:(?P<published>\d+):)?(?P<target>\d+)"
+_PORT = re.compile(r"(?:(?P<ip>\[[0-9a-fA-F:.]+\]|\d+(?:\.\d+){3}):)?(?:(?P<published>\d+):)?(?P<target>\d+)"
                    r"(?:/(?P<proto>\w+))?")
 
 
@@ -148,7 +148,7 @@ def routed_ports(switch: Switch, services: dict[str, Any]) -> list[Port]:
                 raise SpecError(f"switch.routes: service {name}: only TCP ports with a fixed host port can be "
                                 f"routed (found {published or 'a random port'}:{target}/{proto})")
             out.append(Port(name, switch.routes[name], host_ip, published, target))
-    seen = [(p.host_ip, p.published) for p in out]
+    seen = [p.published for p in out]      # the proxy binds each in its own container
     if len(set(seen)) != len(seen):
         raise SpecError("switch.routes: two routed services publish the same host port")
     return out
