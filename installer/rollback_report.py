@@ -15,7 +15,7 @@ from .diagnostics.collect import learn_secrets
 from .diagnostics.redact import Redactor
 from .hooks import HookResult
 from .state import App
-from .targets import for_release, watched_target
+from .targets import for_release, staged_target, watched_target
 
 
 def gather(app: App, failed: releases.Release, previous: str | None, detail: str,
@@ -28,6 +28,12 @@ def gather(app: App, failed: releases.Release, previous: str | None, detail: str
     envs = [_env_values(r) for r in (failed, old) if r is not None]
     secret = {s.name for s in failed.manifest().settings if s.secret}
     lines = [f"rollback report: {failed.version} ({failed.path.name}) failed: {detail}"]
+    if staged := staged_target(failed):
+        traffic = staged.traffic(failed)
+        mine = next((c for c, r in traffic["colours"].items() if r == failed.path.name), None)
+        lines.append(f"  blue-green: {failed.path.name} ran in {mine or 'no'} colour; "
+                     + ("it had the traffic" if mine and mine == traffic["live"] else
+                        f"the traffic stayed with {traffic['live'] or 'nothing'}: no request reached it"))
     for result in hook_results:
         lines.append(f"  {result.phase} hook {'succeeded' if result.ok else 'failed'}; its last output:")
         lines += [f"    {line}" for line in result.output.splitlines()]

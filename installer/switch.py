@@ -59,7 +59,7 @@ def deploy(app: App, version: str, previous: str | None, opts: InstallOptions, r
         why = f"failed during the watch ({detail})"
     faults.point("after-apply")
     if ok:
-        app.record(event, version=version, previous=previous)
+        app.record(event, version=version, previous=previous, **_colour(release))
         app.end()
         return
     app.record("failed", version=version, reason=detail)
@@ -81,7 +81,8 @@ def deploy(app: App, version: str, previous: str | None, opts: InstallOptions, r
     # The report is redacted and written only now: the restore does not wait for it.
     reporter.step(rollback_report.write(app, release, draft).rstrip())
     if restored:
-        app.record("rolled-back", version=previous, reason=f"{version} {why}", data=snap.id if snap else None)
+        app.record("rolled-back", version=previous, reason=f"{version} {why}", data=snap.id if snap else None,
+                   **_colour(old))
         raise DeployFailedRestored(f"{version} {why}; {previous} was restored" + (" with its data" if snap else ""))
     app.record("failed", version=previous, reason=problem)
     raise DeployFailedUnrestored(f"{version} {why}, and restoring {previous} failed too ({problem}); "
@@ -162,6 +163,13 @@ def _launch(release: releases.Release, opts: InstallOptions, reporter: Reporter,
     blue-green release starts next to the one that serves, which it does not touch."""
     with reporter.waiting(f"{doing} (waiting up to {opts.wait_timeout}s for health)") as observe:
         return for_release(release).apply(release, opts.wait_timeout, observe)
+
+
+def _colour(release: releases.Release) -> dict[str, str]:
+    """For the history: the colour that serves a blue-green release."""
+    staged = staged_target(release)
+    live = staged.traffic(release)["live"] if staged else None
+    return {"colour": live} if live else {}
 
 
 def _go_live(release: releases.Release, opts: InstallOptions, reporter: Reporter) -> tuple[bool, str]:

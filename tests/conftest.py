@@ -24,6 +24,7 @@ HOSTILE_COUNTS: Counter[str] = Counter()
 # (filled by tests/test_state_machine.py).
 CRASH_SWEEP: Counter[str] = Counter()
 CRASH_POINTS: set[str] = set()
+SUMMARY: list[str] = []          # lines a test leaves for the end of the run (numbers for the notes)
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
@@ -36,6 +37,8 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
         counts = ", ".join(f"{promise} {n}" for promise, n in sorted(HOSTILE_COUNTS.items()))
         terminalreporter.write_line(f"hostile inputs refused, nothing changed that should not: {counts} "
                                     f"({sum(HOSTILE_COUNTS.values())} cases)")
+    for line in SUMMARY:
+        terminalreporter.write_line(line)
 
 
 @dataclass

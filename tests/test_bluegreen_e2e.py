@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import SUMMARY
 from tests.hosts import BROKEN, Host, make_bundle
 from tests.images import BUSYBOX
 from tests.infra import docker, free_port
@@ -111,7 +112,7 @@ def through_proxy(port: int) -> str:
     return conn.getresponse().read().decode().strip()
 
 
-def test_upgrade_failed_upgrade_and_rollback_lose_no_request(host, app):
+def test_upgrade_failed_upgrade_and_rollback_lose_no_request(host, app, tmp_path):
     port = app["port"]
     assert host.install(app["1.0.0"]).returncode == 0
     assert through_proxy(port) == "hello 1.0.0"
@@ -132,7 +133,7 @@ def test_upgrade_failed_upgrade_and_rollback_lose_no_request(host, app):
     # The keep singleton ran once, across every switch; the stop-first one runs once.
     db = host.containers()["db"]
     assert docker("exec", db["Id"], "/bin/busybox", "cat", "/data/starts").split() == ["up"]
-    workers = docker("ps", "-q", "--filter", f"label=com.docker.compose.service=worker",
+    workers = docker("ps", "-q", "--filter", "label=com.docker.compose.service=worker",
                      "--filter", f"label=com.docker.compose.project={host.project}-{next(iter(serving(host)))}")
     assert len(workers.split()) == 1
 
@@ -146,6 +147,7 @@ def test_the_same_client_catches_a_recreate(host, app):
         assert host.install(app["recreate-1.1.0"]).returncode == 0
         time.sleep(1)
     assert len(client.failures) > 50, client.total      # web needs 4 s to answer again
+    SUMMARY.append(f"the same client against a recreate upgrade: {len(client.failures)} of {client.total} failed")
 
 
 @pytest.fixture(scope="module")

@@ -311,6 +311,13 @@ class ComposeTarget:
             c.files[f"docker/logs/{name}.log"] = item["logs"]
         c.facts["containers"] = containers
         c.add_json("docker/containers.json", containers)
+        if colours := self._colours(release):
+            c.facts["switch"] = colours.traffic()
+            c.add_json("proxy/traffic.json", c.facts["switch"])
+            if colours.proxy.config.exists():
+                c.files["proxy/haproxy.cfg"] = colours.proxy.config.read_text()
+            if colours.proxy.state() is not None:
+                c.files["proxy/proxy.log"] = docker.container_logs(colours.proxy.container, 500)
 
 
 TARGET = ComposeTarget()
