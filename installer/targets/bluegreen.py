@@ -25,7 +25,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bundler.discover import compose_services
 from bundler.errors import EnvironmentProblem
 from bundler.oci.layout import write_atomic
 from bundler.switching import Switch
@@ -259,7 +258,7 @@ class Colours:
         """The services to start before the cut-over: all but the stop-first singletons (None: all)."""
         if "stop-first" not in self.switch.singletons.values():
             return None
-        return sorted(s for s in compose_services(self._files("compose")) if self.switch.role(s) != "stop-first")
+        return sorted(s for s in compose.services(self._files("compose")) if self.switch.role(s) != "stop-first")
 
     def _singleton_containers(self) -> Iterator[str]:
         if self.release.info.keep:

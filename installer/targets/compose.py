@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from bundler.compose_vars import interpolate_defaults
-from bundler.discover import compose_services
 from bundler.errors import BundleError, EnvironmentProblem
 from bundler.lifecycle import DataVolume, Hook
 from bundler.oci.layout import write_atomic
@@ -153,7 +152,7 @@ class ComposeTarget:
 
     def _place_of(self, release: Release, service: str) -> bluegreen.Place:
         places = self._places(release)
-        return next((p for p in places if service in compose_services(p.files)), places[0])
+        return next((p for p in places if service in compose.services(p.files)), places[0])
 
     # ------------------------------------------------------------------------------------
 
@@ -193,7 +192,7 @@ class ComposeTarget:
         found = []
         env = self._env(release)
         for place in self._places(release):
-            images = {name: str(v["image"]) for name, v in compose_services(place.files).items()
+            images = {name: str(v["image"]) for name, v in compose.services(place.files).items()
                       if isinstance(v, dict) and v.get("image")}
             hashes = compose.config_hashes(place.project, place.files, release.path, env)
             seen = set()
@@ -241,7 +240,7 @@ class ComposeTarget:
                                          f"{' '.join(data.command)}) failed: {(out.splitlines() or ['no output'])[-1]}")
         elif data.quiesce == "stop" and (writers := self._mounting(release, data.volume)):
             for place in self._places(release):
-                mine = [w for w in writers if w in compose_services(place.files)]
+                mine = [w for w in writers if w in compose.services(place.files)]
                 ok, out = compose.job(place.project, place.files, release.path, ["stop", "-t", "10", *mine], 120,
                                       env) if mine else (True, "")
                 if not ok:
@@ -261,8 +260,7 @@ class ComposeTarget:
         return ok, output
 
     def _services(self, release: Release) -> dict[str, Any]:
-        return {k: v for k, v in compose_services(self._files(release) + self._keep(release)).items()
-                if isinstance(v, dict)}
+        return compose.services(self._files(release) + self._keep(release))
 
     def _any_image(self, release: Release) -> str:
         """An image of the release (pinned by digest to the local registry) to mount volumes with."""

@@ -11,6 +11,8 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from bundler.errors import EnvironmentProblem
 from bundler.kit.runtime import tool
 from bundler.tools.children import die_with_parent
@@ -62,6 +64,15 @@ def run(project: str, files: list[Path], args: list[str], cwd: Path, timeout: fl
         raise EnvironmentProblem(f"docker compose {args[0]} did not finish within {timeout:.0f}s") from None
     except OSError as exc:
         raise EnvironmentProblem(f"cannot run docker compose: {exc.strerror}") from None
+
+
+def services(files: list[Path]) -> dict[str, Any]:
+    """The services of a release's rendered compose files (Satchel wrote them), merged as Compose does."""
+    out: dict[str, Any] = {}
+    for f in files:
+        doc: Any = yaml.safe_load(f.read_text()) or {}
+        out.update({k: v for k, v in (doc.get("services") or {}).items() if isinstance(v, dict)})
+    return out
 
 
 def check_runnable() -> None:
