@@ -197,3 +197,14 @@ def test_killed_at_each_step_a_rerun_leaves_one_colour_serving(host, quick, cras
     assert serving(host) == {switch["live"]: "hello 1.1.0"}
     assert through_proxy(port) == "hello 1.1.0"
     assert host.state.current() == "1.1.0" and host.state.journal() is None
+
+
+def test_remove_takes_both_colours_the_singletons_and_the_proxy(host, quick):
+    assert host.install(quick["1.0.0"]).returncode == 0
+    assert host.install(quick["1.1.0"]).returncode == 0
+    res = host.run("remove", host.app_name, "--purge", "--yes")
+    assert res.returncode == 0, res.stderr
+    left = docker("ps", "-aq", "--filter", f"name={host.project}").split()
+    assert left == [] and serving(host) == {}
+    assert docker("network", "ls", "-q", "--filter", f"name={host.project}").split() == []
+    assert f"{host.project}_db" not in docker("volume", "ls", "-q").split()

@@ -120,9 +120,6 @@ class StagedTarget(Protocol):
     def discard(self, release: Release) -> None:
         """Remove a release that was started but never got the traffic."""
 
-    def settle(self, release: Release) -> None:
-        """After a crash: only what serves `release` runs (a half-started one is removed)."""
-
     def traffic(self, release: Release) -> dict[str, Any]:
         """For status and diagnostics: which colour serves, what each colour runs, the proxy's
         state and the ports it publishes."""

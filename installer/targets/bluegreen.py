@@ -211,13 +211,6 @@ class Colours:
         if colour != self.live() and self.started()[colour] == self.release.path.name:
             self._remove(colour, env)
 
-    def settle(self, env: dict[str, str]) -> None:
-        """Only the live colour runs: a colour a killed run left starting is removed."""
-        live = self.live()
-        for colour in COLOURS:
-            if colour != live and (self.started()[colour] or docker.project_networks(self.project(colour))):
-                self._remove(colour, env)
-
     def retire(self, env: dict[str, str]) -> None:
         """Back to one project without a proxy (a recreate release replaces a blue-green one)."""
         for colour in COLOURS:

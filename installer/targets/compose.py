@@ -135,10 +135,6 @@ class ComposeTarget:
         if colours := self._colours(release):
             colours.discard(self._env(release))
 
-    def settle(self, release: Release) -> None:
-        if colours := self._colours(release):
-            colours.settle(self._env(release))
-
     def traffic(self, release: Release) -> dict[str, Any]:
         colours = self._colours(release)
         return colours.traffic() if colours else {}
