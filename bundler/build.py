@@ -223,6 +223,7 @@ def build(spec: Spec, output: Path, keys: Sequence[SigningKey], options: BuildOp
         secrets=spec.secrets, external=tuple(external), target=spec.target,
         trust_add=tuple(_endorsed(spec, p) for p in spec.trust_add), trust_revoke=spec.trust_revoke,
         settings=spec.settings, installer=installer, lifecycle=spec.lifecycle, switch=spec.switch,
+        requirements=spec.requirements,
         delta_base=tuple(same_app or base.releases) if base and external else ())
     manifest_bytes = manifest.to_bytes()
     signatures = envelope.sign(manifest_bytes, keys)

@@ -19,6 +19,9 @@ from . import targets
 from .errors import SpecError
 from .lifecycle import Lifecycle
 from .oci.digest import is_digest
+from .requirements import Requirement
+from .requirements import parse as parse_requirements
+from .requirements import to_json as requirements_json
 from .settings import Setting
 from .switching import Switch
 
@@ -118,6 +121,7 @@ class BundleManifest:
     installer: Installer | None = None
     lifecycle: Lifecycle = field(default_factory=Lifecycle)   # data volumes, hooks, health policy
     switch: Switch | None = None       # how a release replaces the one before (bundler.switching)
+    requirements: tuple[Requirement, ...] = ()   # what a host needs (bundler.requirements)
     unpacked_size: int = field(default=-1)
 
     def __post_init__(self) -> None:
@@ -158,6 +162,8 @@ class BundleManifest:
             doc["deltaBase"] = [{"name": n, "version": v} for n, v in self.delta_base]
         if self.switch:
             doc["switch"] = self.switch.to_json()
+        if self.requirements:
+            doc["requirements"] = requirements_json(self.requirements)
         return doc | self.lifecycle.to_json()
 
     def to_bytes(self) -> bytes:
@@ -252,6 +258,13 @@ def _parse_lifecycle(doc: dict[str, Any]) -> Lifecycle:
         raise MalformedError(f"manifest: {exc}") from None
 
 
+def _parse_requirements(obj: Any) -> tuple[Requirement, ...]:
+    try:
+        return parse_requirements(obj)
+    except SpecError as exc:
+        raise MalformedError(f"manifest: {exc}") from None
+
+
 def _parse_switch(obj: Any) -> Switch:
     try:
         return Switch.from_json(obj)
@@ -302,7 +315,7 @@ def parse_manifest(data: bytes) -> BundleManifest:
                                      "members", "unpackedSize"),
                   ("images", "charts", "compose", "files", "platforms", "expires", "description", "secrets",
                    "external", "deltaBase", "target", "keys", "settings", "installer", "data", "hooks", "health",
-                   "switch"))
+                   "switch", "requirements"))
     if doc["format"] != FORMAT:
         raise MalformedError(f"unsupported bundle format {doc['format']!r} (this Satchel reads {FORMAT})")
     members = []
@@ -344,6 +357,7 @@ def parse_manifest(data: bytes) -> BundleManifest:
         installer=_parse_installer(doc["installer"]) if "installer" in doc else None,
         lifecycle=_parse_lifecycle(doc),
         switch=_parse_switch(doc["switch"]) if "switch" in doc else None,
+        requirements=_parse_requirements(doc.get("requirements")),
         delta_base=tuple((f.text("name", APP_NAME), f.text("version", SEMVER)) for f in (
             _Fields(o, f"deltaBase[{i}]", ("name", "version")) for i, o in enumerate(top.objects("deltaBase")))))
     for stamp in (manifest.created, manifest.expires):

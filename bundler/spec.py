@@ -15,6 +15,8 @@ from .errors import SpecError
 from .lifecycle import Lifecycle
 from .oci.model import Platform
 from .oci.refs import Reference
+from .requirements import Requirement
+from .requirements import parse as parse_requirements
 from .settings import Setting
 from .spec_model import DIR_ONLY, ImageModel, SpecModel
 from .switching import Switch
@@ -116,6 +118,7 @@ class Spec:
     installer: str | None = None        # path of a Satchel kit that customers' Satchel upgrades to
     lifecycle: Lifecycle = field(default_factory=Lifecycle, hash=False)
     switch: Switch | None = None
+    requirements: tuple[Requirement, ...] = ()
 
 
 def _platforms(value: list[str] | None, where: str) -> tuple[Platform, ...]:
@@ -192,7 +195,7 @@ def _spec(m: SpecModel, base: Path) -> Spec:
                 secrets=tuple(sorted(set(m.secrets))), target=m.target,
                 trust_add=tuple(relative_path(p, "keys.add") for p in m.keys.add), trust_revoke=tuple(m.keys.revoke),
                 settings=settings, installer=relative_path(m.installer, "installer") if m.installer else None,
-                lifecycle=lifecycle, switch=switch)
+                lifecycle=lifecycle, switch=switch, requirements=parse_requirements(m.requirements))
 
 
 def _located(error: Any, marks: Marks, origin: str) -> str:

@@ -168,6 +168,10 @@ class SpecModel(_Strict):
     hooks: HooksModel | None = None
     health: HealthModel | None = None
     switch: Literal["recreate", "blue-green"] | SwitchModel | None = None
+    requirements: dict[str, Any] | None = Field(
+        None, description="What a host needs: cpus, memory, disk-state, disk-docker, docker, compose, kernel, cgroup, "
+                          "selinux, apparmor, sysctl; each a value or {want: VALUE, level: strict|warn} "
+                          "(docs/PREFLIGHT.md).")
 
     @model_validator(mode="before")
     @classmethod

@@ -9,12 +9,14 @@ import hashlib
 import os
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
+
+import yaml
 
 from bundler import __version__ as satchel_version
 from bundler.errors import BundleError, EnvironmentProblem, SpecError
@@ -31,10 +33,11 @@ from signing.errors import ExpiredError
 from signing.grammar import format_time, now_utc, parse_time, version_key
 from signing.keys import VerifyKey, load_verify_key
 
-from . import faults, keychanges, releases, selfupdate, snapshots, targets
+from . import faults, keychanges, preflight, releases, selfupdate, snapshots, targets
 from .config import resolve_settings
 from .options import InstallOptions, space_margin
 from .state import App, Host
+from .targets.compose import MAX_COMPOSE_BYTES
 from .tools.registry import ManagedRegistry
 from .truststore import TrustStore
 
@@ -177,13 +180,32 @@ def compare_builds(app: App, manifest: BundleManifest, manifest_bytes: bytes, cu
                           "install this one anyway")
 
 
+def signature_check(host: Host, keys: list[VerifyKey], clock: datetime) -> Callable[[bytes, bytes], BundleManifest]:
+    """The manifest's signature judged with this host's trust store: threshold, revocations,
+    and expiry never earlier than the latest install."""
+    store = TrustStore(host.trust)
+    verify_sig, _ = authorizer(keys, trust.effective_now(clock, clock_floor(host)), store.threshold(),
+                               sorted(store.revoked()))
+    return verify_sig
+
+
+def compose_services(manifest: BundleManifest, blob: Callable[[str], bytes]) -> dict[str, Any]:
+    """The services of the bundle's compose files (verified members; `blob(hex)` reads one), merged."""
+    out: dict[str, Any] = {}
+    for entry in manifest.compose:
+        if entry.size > MAX_COMPOSE_BYTES:
+            raise BundleError(f"compose file {entry.path} is larger than {MAX_COMPOSE_BYTES >> 20} MiB")
+        doc: Any = yaml.safe_load(blob(entry.digest.split(":", 1)[1]))
+        services = doc.get("services") if isinstance(doc, dict) else None
+        out.update({k: v for k, v in (services or {}).items() if isinstance(v, dict)})
+    return out
+
+
 def take_in(host: Host, bundle: Path, opts: InstallOptions, reporter: Reporter) -> Intake:
     """Verify `bundle` into the store; AlreadyInstalled if it is its application's current release."""
     keys = trusted_keys(host, opts.keys)
-    store = TrustStore(host.trust)
     clock, floor = opts.now or now_utc(), clock_floor(host)
-    now = trust.effective_now(clock, floor)
-    verify_sig, _ = authorizer(keys, now, store.threshold(), sorted(store.revoked()))
+    verify_sig = signature_check(host, keys, clock)
     checked: list[Intake] = []
 
     def authorize(manifest_bytes: bytes, signatures: bytes) -> BundleManifest:
@@ -228,6 +250,13 @@ def take_in(host: Host, bundle: Path, opts: InstallOptions, reporter: Reporter) 
                            f"than its clock ({format_time(clock)}); if the clock was wrong then, "
                            "`satchel trust reset-clock --yes` sets that install time aside") from None
     else:
+        if opts.render_only is None:
+            done = checked[0]
+            services = compose_services(done.manifest, lambda hex_: (
+                staging / hex_ if (staging / hex_).exists() else host.store.blobs / hex_).read_bytes())
+            preflight.enforce(preflight.run(preflight.Context(
+                host, done.app, done.manifest, services, project_for(done.app, opts, done.current, done.manifest),
+                opts.registry is None and opts.sink is None)), reporter)
         faults.point("after-verify")
         sink.promote()
     finally:

@@ -28,7 +28,7 @@ BROKEN = '["CMD", "/bin/busybox", "false"]'
 def make_bundle(d: Path, version: str, keys, healthcheck: str = HEALTHY, web_extra: str = "",
                 web_command: str = '["/bin/busybox", "httpd", "-f", "-p", "8080", "-h", "/www"]',
                 spec_extra: str = "", name: str = "hello", payload: int | None = None, compose_extra: str = "",
-                start_period: str = "0s", images_extra: str = "") -> Path:
+                start_period: str = "0s", images_extra: str = "", platform: str = "") -> Path:
     """Application `name`: web (httpd + healthcheck) and worker; its page names the app and version.
     One image of one layer (a busybox rootfs), or with `payload` two: the busybox layer every app
     and version shares, and a layer of its own (the page and `payload` random bytes).
@@ -59,7 +59,8 @@ def make_bundle(d: Path, version: str, keys, healthcheck: str = HEALTHY, web_ext
         '    command: ["/bin/busybox", "sleep", "3600"]\n' + compose_extra)
     (d / "satchel.yaml").write_text(
         f"name: {name}\nversion: {version}\ncompose: [compose.yaml]\n{spec_extra}"
-        f"images:\n  - ref: acme/web:{tag}\n    source: {source}\n{images_extra}")
+        f"images:\n  - ref: acme/web:{tag}\n    source: {source}\n"
+        + (f"    platform: {platform}\n" if platform else "") + images_extra)
     out = d / f"{name}-{version}.bundle"
     build(load_spec(d / "satchel.yaml"), out, [load_signing_key(keys["vendor"])], BuildOptions(cache=d / "cache"))
     return out

@@ -94,6 +94,20 @@ def project_networks(project: str) -> list[str]:
         client.close()
 
 
+def published_ports() -> dict[tuple[int, str], list[str]]:
+    """(host port, protocol) -> the running containers that publish it."""
+    client = connect()
+    try:
+        out: dict[tuple[int, str], list[str]] = {}
+        for c in client.containers.list():
+            for key, bindings in (c.attrs["NetworkSettings"].get("Ports") or {}).items():
+                for b in bindings or []:
+                    out.setdefault((int(b["HostPort"]), key.split("/")[1]), []).append(c.name)
+        return out
+    finally:
+        client.close()
+
+
 def image_id(ref: str) -> str | None:
     """The local engine's id for an image reference, or None when it does not have it."""
     from docker.errors import ImageNotFound

@@ -77,6 +77,11 @@ def services(files: list[Path]) -> dict[str, Any]:
 
 def check_runnable() -> None:
     """`compose version` runs here; EnvironmentProblem (exit 4) otherwise."""
+    version()
+
+
+def version() -> str:
+    """`compose version --short` (EnvironmentProblem if Compose does not run)."""
     cmd = [*binary(), "version", "--short"]
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL,
@@ -86,6 +91,7 @@ def check_runnable() -> None:
     if proc.returncode != 0:
         raise EnvironmentProblem(f"Docker Compose ({cmd[0]}) does not run: "
                                  f"{(proc.stderr.strip().splitlines() or ['no output'])[-1]}")
+    return proc.stdout.strip()
 
 
 def up(project: str, files: list[Path], cwd: Path, wait_timeout: int, settings: dict[str, str] | None = None,
