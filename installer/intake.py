@@ -38,7 +38,6 @@ from .config import resolve_settings
 from .options import InstallOptions, space_margin
 from .state import App, Host
 from .targets.compose import MAX_COMPOSE_BYTES
-from .tools.registry import ManagedRegistry
 from .truststore import TrustStore
 
 
@@ -201,6 +200,12 @@ def compose_services(manifest: BundleManifest, blob: Callable[[str], bytes]) -> 
     return out
 
 
+def _preflight_context(host: Host, app: App, manifest: BundleManifest, services: dict[str, Any],
+                       current: str | None, opts: InstallOptions) -> preflight.Context:
+    return preflight.Context(host, app, manifest, services, project_for(app, opts, current, manifest),
+                             opts.registry is None and opts.sink is None)
+
+
 def take_in(host: Host, bundle: Path, opts: InstallOptions, reporter: Reporter) -> Intake:
     """Verify `bundle` into the store; AlreadyInstalled if it is its application's current release."""
     keys = trusted_keys(host, opts.keys)
@@ -233,8 +238,9 @@ def take_in(host: Host, bundle: Path, opts: InstallOptions, reporter: Reporter) 
             running = releases.load(app, current)
             snapshots.check_room(app, running, snapshots.declared(manifest, running.manifest()))
         check_space(host, manifest)
-        if opts.registry is None and opts.sink is None:
-            ManagedRegistry(host.registry_dir).check_port()
+        if opts.render_only is None:
+            preflight.enforce(preflight.run(_preflight_context(host, app, manifest, {}, current, opts), "manifest"),
+                              reporter)
         checked.append(Intake(app, current, manifest, manifest_bytes, signatures, resolved))
         return manifest
 
@@ -254,9 +260,8 @@ def take_in(host: Host, bundle: Path, opts: InstallOptions, reporter: Reporter) 
             done = checked[0]
             services = compose_services(done.manifest, lambda hex_: (
                 staging / hex_ if (staging / hex_).exists() else host.store.blobs / hex_).read_bytes())
-            preflight.enforce(preflight.run(preflight.Context(
-                host, done.app, done.manifest, services, project_for(done.app, opts, done.current, done.manifest),
-                opts.registry is None and opts.sink is None)), reporter)
+            preflight.enforce(preflight.run(_preflight_context(host, done.app, done.manifest, services, done.current,
+                                                               opts), "content"), reporter)
         faults.point("after-verify")
         sink.promote()
     finally:

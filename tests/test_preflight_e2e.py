@@ -34,7 +34,11 @@ def listening(port: int) -> Iterator[None]:
 
 @contextmanager
 def foreign_registry(host: Host) -> Iterator[None]:
-    """An HTTP server that is not Satchel's registry on the registry port."""
+    """An HTTP server that is not Satchel's registry on the registry port (this root's registry,
+    which held it, is stopped first)."""
+    from installer.tools.registry import ManagedRegistry
+
+    ManagedRegistry(host.root / "registry").stop()
     server = http.server.HTTPServer(("127.0.0.1", int(host.env["SATCHEL_REGISTRY_PORT"])),
                                     http.server.SimpleHTTPRequestHandler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -59,8 +63,9 @@ PROBLEMS: dict[str, tuple[str, dict[str, str], Callable[[Host, int], AbstractCon
     "sysctl": ("requirements: {sysctl: {kernel.pid_max: 99999999}}\n", {}, lambda h, p: nullcontext(),
                "sysctl:kernel.pid_max: wanted at least 99999999"),
     "selinux": ("requirements: {selinux: enforcing}\n", {}, lambda h, p: nullcontext(), "selinux: wanted enforcing"),
-    "architecture": ("", {"platform": "linux/s390x"}, lambda h, p: nullcontext(), "architecture of acme/web:1.1.0"),
-    "registry": ("", {}, lambda h, p: foreign_registry(h), "registry port"),
+    "architecture": ("", {"platform": "linux/s390x"}, lambda h, p: nullcontext(), "architecture of docker.io/acme/web:1.1.0"),
+    "registry": ("", {}, lambda h, p: foreign_registry(h),
+                 "registry port {registry}: wanted free or this root's registry, found something Satchel did not start"),
 }
 
 
@@ -84,20 +89,20 @@ def test_each_planted_problem_is_refused_before_anything_changes(host, bundles):
     """1.0.0 runs (its port is this application's own); each 1.1.0 meets one problem."""
     assert host.install(bundles["1.0.0"]).returncode == 0
     for name, (_, _, plant, named) in PROBLEMS.items():
-        named = named.format(other=bundles["other"])
+        named = named.format(other=bundles["other"], registry=host.env["SATCHEL_REGISTRY_PORT"])
         before = host.snapshot()
         with plant(host, bundles["other"]):
             res = host.install(bundles[name])
             report = host.run("preflight", bundles[name], "--key", host.key, "--project", host.project, "--json")
         assert res.returncode == 4, (name, res.stderr)
-        assert "preflight failed, nothing was changed" in res.stderr and named in res.stderr, (name, res.stderr)
-        failed = [line for line in res.stderr.splitlines() if line.strip().startswith("FAIL ")]
+        assert "error: preflight failed (" in res.stderr and named in res.stderr, (name, res.stderr)
+        failed = [line for line in res.stderr.splitlines() if "preflight: FAIL " in line]
         assert len(failed) == 1 and "; " in failed[0], (name, failed)       # the fix follows
         assert host.snapshot() == before, name
         assert report.returncode == 4, (name, report.stderr)
         doc = json.loads(report.stdout)
         assert not doc["ok"] and [c["check"] for c in doc["checks"] if not c["ok"] and c["level"] == "strict"] \
-            == [named.split(":")[0]], (name, doc)
+            == [named.split(": wanted")[0]], (name, doc)
     # With nothing planted, the port the running release publishes is its own: no refusal.
     ok = host.run("preflight", bundles["1.0.0"], "--key", host.key, "--project", host.project, "--json")
     assert ok.returncode == 0, ok.stdout
@@ -109,7 +114,7 @@ def test_a_warn_requirement_prints_and_the_install_goes_on(host, bundles):
     assert res.returncode == 0, res.stderr
     assert "WARN memory: wanted at least 64.0 TiB" in res.stderr
     log = "".join(p.read_text() for p in (host.root / "logs").rglob("*") if p.is_file())
-    assert "preflight: WARN memory" in log and "preflight: ok port" in log
+    assert "warning: preflight: WARN memory" in log and "preflight: ok port" in log
 
 
 def test_the_checks_of_a_ten_service_bundle_take_under_two_seconds(tmp_path, keys, monkeypatch):

@@ -27,23 +27,29 @@ class PreflightFailed(EnvironmentProblem):
     """A strict check failed (exit 4)."""
 
 
-def run(ctx: Context) -> list[Result]:
+def run(ctx: Context, stage: str | None = None) -> list[Result]:
+    """Every check, or those of one stage: "manifest" (the signed manifest is enough: run before
+    any payload byte is read) or "content" (they read the verified compose files)."""
     out: list[Result] = []
     for name in CHECKS:
         module = importlib.import_module(f"{__name__}.{name}")
-        out.extend(module.check(ctx))
+        if stage is None or getattr(module, "STAGE", "manifest") == stage:
+            out.extend(module.check(ctx))
     return out
 
 
 def enforce(results: Iterable[Result], reporter: Reporter) -> None:
-    """Log every result; warn about failed warn-level ones; refuse if a strict one failed."""
+    """Log every result; print each failed one (one line: wanted, found, fix); refuse if a
+    strict one failed, else go on."""
     failed = []
     for r in results:
-        if reporter.log:
-            reporter.log(f"preflight: {r.line()}")
-        if not r.ok and r.level == "warn":
-            reporter.warn(f"preflight: {r.line()}")
-        elif not r.ok:
-            failed.append(r)
+        if r.ok:
+            if reporter.log:
+                reporter.log(f"preflight: {r.line()}")
+            continue
+        reporter.warn(f"preflight: {r.line()}")
+        if r.level == "strict":
+            failed.append(r.check)
     if failed:
-        raise PreflightFailed("preflight failed, nothing was changed:\n" + "\n".join(f"  {r.line()}" for r in failed))
+        raise PreflightFailed(f"preflight failed ({', '.join(failed)}), nothing was changed; "
+                              "satchel preflight BUNDLE shows every check")

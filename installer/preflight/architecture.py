@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 from .model import Context, Result
@@ -10,7 +11,7 @@ _ARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "ppc64le": "ppc
 
 
 def check(ctx: Context) -> Iterator[Result]:
-    machine = str(ctx.engine["info"].get("Architecture", ""))
+    machine = os.uname().machine         # the engine runs on this kernel
     arch = _ARCH.get(machine, machine)
     for image in ctx.manifest.images:
         archs = sorted({p.split("/")[1] for p in image.platforms if p.count("/") >= 1})

@@ -12,6 +12,8 @@ from bundler.tools import docker
 
 from .model import Context, Result
 
+STAGE = "content"
+
 
 def _bindable(host_ip: str, port: int, proto: str) -> bool:
     family = socket.AF_INET6 if ":" in host_ip else socket.AF_INET
