@@ -112,7 +112,8 @@ def test_foreign_registry_on_the_managed_port_is_refused(host, bundle, tmp_path)
         host.env["SATCHEL_REGISTRY_PORT"] = str(foreign.port)
         res = host.install(bundle)
         assert res.returncode == 4, res.stderr
-        assert f"port {foreign.port} on 127.0.0.1 is held by something Satchel did not start" in res.stderr
+        assert f"registry port {foreign.port}: wanted free or this root's registry, found something Satchel " \
+               "did not start" in res.stderr
         assert "SATCHEL_REGISTRY_PORT" in res.stderr
         assert requests.get(f"http://{foreign.host}/v2/_catalog").json()["repositories"] == []
         assert host.state.current() is None and not (host.root / "store").exists()
