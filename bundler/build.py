@@ -23,6 +23,7 @@ from .charts import pack_chart
 from .delta import DeltaBase
 from .discover import chart_images, compose_images, compose_names, compose_services
 from .errors import BundleError, EnvironmentProblem, SpecError
+from .grants import grants_of
 from .kit import kitfile
 from .lifecycle import check_names
 from .oci.layout import OCI_LAYOUT, REF_ANNOTATION, Layout, fsync_dir
@@ -224,6 +225,7 @@ def build(spec: Spec, output: Path, keys: Sequence[SigningKey], options: BuildOp
         trust_add=tuple(_endorsed(spec, p) for p in spec.trust_add), trust_revoke=spec.trust_revoke,
         settings=spec.settings, installer=installer, lifecycle=spec.lifecycle, switch=spec.switch,
         requirements=spec.requirements,
+        grants=grants_of(compose_services(spec.base / p for p in spec.compose)),
         delta_base=tuple(same_app or base.releases) if base and external else ())
     manifest_bytes = manifest.to_bytes()
     signatures = envelope.sign(manifest_bytes, keys)

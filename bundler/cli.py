@@ -121,6 +121,11 @@ def inspect(bundle: Path, as_json: bool) -> None:
             if "default" in s else "optional"
         click.echo(f"setting     {s['name']} ({s['type']}{', secret' if s['secret'] else ''}, {need})"
                    + (f": {s['description']}" if s["description"] else ""))
+    for g in info["grants"]:
+        click.echo(f"grants      {g['service']}: {g['kind']}" + (f" {g['detail']}" if g["detail"] else "")
+                   + "  (over the host)")
+    for name, want in info["requirements"].items():
+        click.echo(f"requires    {name} {json.dumps(want)}")
     for part in info["parts"]:
         click.echo(f"part        {part['file']}  {human(part['size'])}")
     if info["delta"]:

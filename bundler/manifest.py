@@ -17,6 +17,7 @@ from signing.keys import VerifyKey
 
 from . import targets
 from .errors import SpecError
+from .grants import Grant
 from .lifecycle import Lifecycle
 from .oci.digest import is_digest
 from .requirements import Requirement
@@ -122,6 +123,7 @@ class BundleManifest:
     lifecycle: Lifecycle = field(default_factory=Lifecycle)   # data volumes, hooks, health policy
     switch: Switch | None = None       # how a release replaces the one before (bundler.switching)
     requirements: tuple[Requirement, ...] = ()   # what a host needs (bundler.requirements)
+    grants: tuple[Grant, ...] = ()     # what the compose files grant over the host (bundler.grants)
     unpacked_size: int = field(default=-1)
 
     def __post_init__(self) -> None:
@@ -164,6 +166,8 @@ class BundleManifest:
             doc["switch"] = self.switch.to_json()
         if self.requirements:
             doc["requirements"] = requirements_json(self.requirements)
+        if self.grants:
+            doc["grants"] = [g.to_json() for g in self.grants]
         return doc | self.lifecycle.to_json()
 
     def to_bytes(self) -> bytes:
@@ -258,6 +262,15 @@ def _parse_lifecycle(doc: dict[str, Any]) -> Lifecycle:
         raise MalformedError(f"manifest: {exc}") from None
 
 
+def _parse_grants(obj: Any) -> tuple[Grant, ...]:
+    if not isinstance(obj, list):
+        raise MalformedError("manifest: grants is not a list")
+    try:
+        return tuple(Grant.from_json(g) for g in obj)
+    except ValueError as exc:
+        raise MalformedError(f"manifest: {exc}") from None
+
+
 def _parse_requirements(obj: Any) -> tuple[Requirement, ...]:
     try:
         return parse_requirements(obj)
@@ -315,7 +328,7 @@ def parse_manifest(data: bytes) -> BundleManifest:
                                      "members", "unpackedSize"),
                   ("images", "charts", "compose", "files", "platforms", "expires", "description", "secrets",
                    "external", "deltaBase", "target", "keys", "settings", "installer", "data", "hooks", "health",
-                   "switch", "requirements"))
+                   "switch", "requirements", "grants"))
     if doc["format"] != FORMAT:
         raise MalformedError(f"unsupported bundle format {doc['format']!r} (this Satchel reads {FORMAT})")
     members = []
@@ -358,6 +371,7 @@ def parse_manifest(data: bytes) -> BundleManifest:
         lifecycle=_parse_lifecycle(doc),
         switch=_parse_switch(doc["switch"]) if "switch" in doc else None,
         requirements=_parse_requirements(doc.get("requirements")),
+        grants=_parse_grants(doc.get("grants", [])),
         delta_base=tuple((f.text("name", APP_NAME), f.text("version", SEMVER)) for f in (
             _Fields(o, f"deltaBase[{i}]", ("name", "version")) for i, o in enumerate(top.objects("deltaBase")))))
     for stamp in (manifest.created, manifest.expires):

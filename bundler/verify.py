@@ -19,6 +19,7 @@ from .errors import BundleError, SpecError
 from .format import DEFAULT_LIMITS, Limits, Sink
 from .manifest import BundleManifest
 from .parts import PartsIndex, PartsReader, find_index, read_index
+from .requirements import to_json as requirements_json
 from .zstdframe import check_complete
 
 
@@ -133,6 +134,8 @@ def describe(path: Path) -> dict[str, Any]:
         "compressedSize": parts.size if parts else path.stat().st_size,
         "parts": [{"file": p.file, "size": p.size} for p in parts.parts] if parts else [],
         "settings": [s.to_json() for s in manifest.settings],
+        "grants": [{"service": g.service, "kind": g.kind, "detail": g.detail} for g in manifest.grants],
+        "requirements": requirements_json(manifest.requirements),
         "delta": {"blobs": len(manifest.external), "size": sum(s for _, s in manifest.external),
                   "base": [{"name": n, "version": v} for n, v in manifest.delta_base]} if manifest.external else None,
     }

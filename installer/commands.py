@@ -25,6 +25,7 @@ from .errors import StoreDamaged
 from .install import install, rollback
 from .intake import trusted_keys
 from .options import InstallOptions
+from .policy_commands import policy_cmd
 from .preflight.bundle import preflight_cmd
 from .removal import remove
 from .snapshot_commands import snapshots_cmd
@@ -319,4 +320,4 @@ def inventory_cmd(ctx: click.Context, output: Path) -> None:
 
 
 COMMANDS = [install_cmd, rollback_cmd, remove_cmd, status_cmd, history_cmd, trust_cmd, diagnostics, inventory_cmd,
-            config_cmd, store_cmd, snapshots_cmd, preflight_cmd]
+            config_cmd, store_cmd, snapshots_cmd, preflight_cmd, policy_cmd]

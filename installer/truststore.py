@@ -57,6 +57,10 @@ class TrustStore:
         path = self.dir / name
         return path.read_text() if self._safe(path) else None
 
+    def read(self, name: str) -> str | None:
+        """A file of the trust store (checked: owner, mode, no symlink), None if absent."""
+        return self._read(name)
+
     def keys(self) -> list[VerifyKey]:
         """Trusted keys; a revoked key is never among them, whatever its file is called."""
         revoked = self.revoked()

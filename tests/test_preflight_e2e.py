@@ -135,3 +135,26 @@ def test_the_checks_of_a_ten_service_bundle_take_under_two_seconds(tmp_path, key
     assert len([r for r in results if r.check.startswith("port ")]) == 10
     assert all(r.ok for r in results if r.level == "strict"), [r.line() for r in results if not r.ok]
     assert took < 2, took
+
+
+def test_a_bundle_that_exceeds_the_site_policy_is_shown_and_refused(host, keys, tmp_path):
+    """web mounts / and shares the host's pid namespace: inspect says so; a policy forbidding
+    host paths and namespaces refuses it (exit 4, root unchanged); allowed once the policy is cleared."""
+    bundle = make_bundle(tmp_path / "grants", "1.0.0", keys,
+                         web_extra='    pid: host\n    volumes: ["/:/host:ro"]\n')
+    shown = host.run("inspect", bundle)
+    assert "grants      web: host-namespace pid  (over the host)" in shown.stdout
+    assert "grants      web: host-path /  (over the host)" in shown.stdout
+    assert host.run("policy", "set", "--forbid", "host-path", "--forbid", "host-namespace",
+                    "--allow-path", "/srv/data").returncode == 0
+    before = host.snapshot()
+    res = host.install(bundle)
+    assert res.returncode == 4, res.stderr
+    assert "FAIL grant web: host-path /: wanted allowed by the site policy, found forbidden" in res.stderr
+    assert "FAIL grant web: host-namespace pid" in res.stderr
+    assert host.snapshot() == before and host.state.current() is None
+    report = json.loads(host.run("preflight", bundle, "--key", host.key, "--json").stdout)
+    assert sorted(c["check"] for c in report["checks"] if not c["ok"]) == [
+        "grant web: host-namespace pid", "grant web: host-path /"]
+    assert host.run("policy", "clear").returncode == 0
+    assert host.install(bundle).returncode == 0

@@ -4,7 +4,8 @@ after the bundle is verified and before anything changes.
 Each check is a module of this package with `check(ctx) -> Iterable[Result]`, registered in
 CHECKS: the vendor's requirements (requirements.py, judged by bundler/requirements.py) and the
 checks Satchel derives from the bundle (ports the compose files publish, the managed
-registry's port, the images' architecture, the clock). A strict failure refuses (exit 4) with
+registry's port, the images' architecture, the clock) and the site policy on what the compose
+files grant over the host (policy.py). A strict failure refuses (exit 4) with
 one line per failed check: what was wanted, what was found, and the fix; a warn failure is
 printed and the install goes on."""
 
@@ -20,7 +21,7 @@ from .model import Context, Result
 
 __all__ = ["CHECKS", "Context", "PreflightFailed", "Result", "enforce", "run"]
 
-CHECKS = ("requirements", "ports", "registry_port", "architecture", "clock")
+CHECKS = ("requirements", "ports", "registry_port", "architecture", "clock", "policy")
 
 
 class PreflightFailed(EnvironmentProblem):
