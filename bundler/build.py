@@ -19,6 +19,7 @@ from signing.keys import SigningKey, load_verify_key
 from . import __version__ as satchel_version
 from . import format as bundle_format
 from . import manifest as bundle_manifest
+from . import sbom
 from .charts import pack_chart
 from .delta import DeltaBase
 from .discover import chart_images, compose_images, compose_names, compose_services
@@ -32,6 +33,7 @@ from .oci.refs import Reference, is_loopback
 from .oci.registry import Endpoint, RegistryClient
 from .progress import QUIET, Reporter
 from .pull import Pulled, pull
+from .sbom import Sbom
 from .sources.archive import ArchiveSource
 from .sources.base import ImageSource
 from .sources.directory import DirectorySource
@@ -50,6 +52,7 @@ class BuildOptions:
     level: int = 3
     threads: int = os.cpu_count() or 1
     concurrency: int = 4
+    sbom: bool = True                  # a CycloneDX SBOM of every image (Syft), pinned by the manifest
 
 
 def default_cache() -> Path:
@@ -193,6 +196,8 @@ def build(spec: Spec, output: Path, keys: Sequence[SigningKey], options: BuildOp
     pulled = _pull_all(spec, image_list(spec, chart_refs), store, options, created, reporter)
     roots = [(p.root, str(i.ref)) for i, p in pulled]
     blobs = {b.digest: b.size for _, p in pulled for b in p.blobs}
+    sboms = _sboms(pulled, store, created, reporter) if options.sbom else ()
+    blobs.update({s.digest: s.size for s in sboms})
     charts = []
     for rel in spec.charts:
         packed = pack_chart(spec.base / rel, store, _layer_mtime(created))
@@ -225,7 +230,7 @@ def build(spec: Spec, output: Path, keys: Sequence[SigningKey], options: BuildOp
         trust_add=tuple(_endorsed(spec, p) for p in spec.trust_add), trust_revoke=spec.trust_revoke,
         settings=spec.settings, installer=installer, lifecycle=spec.lifecycle, switch=spec.switch,
         requirements=spec.requirements,
-        grants=grants_of(compose_services(spec.base / p for p in spec.compose)),
+        grants=grants_of(compose_services(spec.base / p for p in spec.compose)), sboms=sboms,
         delta_base=tuple(same_app or base.releases) if base and external else ())
     manifest_bytes = manifest.to_bytes()
     signatures = envelope.sign(manifest_bytes, keys)
@@ -239,6 +244,18 @@ def build(spec: Spec, output: Path, keys: Sequence[SigningKey], options: BuildOp
         out, manifest_bytes, signatures, members, open_member, level=options.level,
         threads=options.threads, progress=tick), manifest.unpacked_size, reporter)
     return manifest
+
+
+def _sboms(pulled: list[tuple[ImageSpec, Pulled]], store: Layout, created: str,
+           reporter: Reporter) -> tuple[Sbom, ...]:
+    """One SBOM per image and platform, stored as a blob."""
+    out = []
+    for image, p in pulled:
+        reporter.step(f"SBOM of {image.ref}")
+        for platform, data in sbom.generate(store, str(image.ref), p.root, p.platforms, created):
+            desc = store.put_bytes(sbom.MEDIA_TYPE, data)
+            out.append(Sbom(str(image.ref), platform, desc.digest, desc.size))
+    return tuple(out)
 
 
 def _endorsed(spec: Spec, rel: str) -> str:

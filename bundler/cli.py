@@ -7,13 +7,16 @@ from pathlib import Path
 
 import click
 
-from signing.keys import KEY_TYPES, SigningKey, load_signing_key, load_verify_key, write_key_pair
+from signing.grammar import now_utc
+from signing.keys import KEY_TYPES, SigningKey, VerifyKey, load_signing_key, load_verify_key, write_key_pair
 
+from . import sbom
 from .delta import load_delta_base
+from .errors import SpecError
 from .output import emit_json, human
 from .parts import find_index, parse_size, read_index, split
 from .progress import Reporter
-from .verify import describe, verify_file
+from .verify import authorizer, describe, verify_file
 
 
 @click.command()
@@ -44,10 +47,11 @@ def keygen(out: Path, key_type: str, as_json: bool) -> None:
               "and a signed parts index instead of one file.")
 @click.option("--delta-from", type=click.Path(exists=True, path_type=Path), default=None,
               help="Leave out the blobs listed in this inventory (satchel inventory) or old bundle.")
+@click.option("--no-sbom", is_flag=True, help="Leave out the software bill of materials of each image (Syft).")
 @click.option("--json", "as_json", is_flag=True, help="Print a summary as JSON.")
 @click.pass_context
 def build_cmd(ctx: click.Context, spec: Path, output: Path, keys: tuple[Path, ...], cache: Path | None,
-              level: int, split_size: str | None, delta_from: Path | None, as_json: bool) -> None:
+              level: int, split_size: str | None, delta_from: Path | None, no_sbom: bool, as_json: bool) -> None:
     """Build a signed bundle from SPEC (default ./satchel.yaml)."""
     # Imported here: registry and Docker clients are slow to import and verify needs neither.
     from .build import BuildOptions, build, default_cache
@@ -58,7 +62,7 @@ def build_cmd(ctx: click.Context, spec: Path, output: Path, keys: tuple[Path, ..
     reporter = Reporter(quiet=ctx.obj.get("quiet", False) or as_json)
     part_size = parse_size(split_size) if split_size else None
     base = load_delta_base(delta_from) if delta_from else None
-    options = BuildOptions(cache=cache or default_cache(), level=level)
+    options = BuildOptions(cache=cache or default_cache(), level=level, sbom=not no_sbom)
     manifest = build(parsed, output, signing_keys, options, reporter, base=base)
     size = output.stat().st_size
     if part_size:
@@ -89,11 +93,43 @@ def split_cmd(bundle: Path, size: str, keys: tuple[Path, ...], out_dir: Path | N
     click.echo(f"wrote {len(parts)} part(s) and {index}; verify or install with {index.parent / parts[0].file}")
 
 
+def _inspect_sbom(bundle: Path, wanted: str, keys: list[VerifyKey], as_json: bool) -> None:
+    """Every package of the bundle's SBOMs: name, version, type, licence."""
+    from .manifest import parse_manifest
+
+    authorize = authorizer(keys, now_utc())[0] if keys else (lambda m, s: parse_manifest(m))
+    manifest, found = sbom.from_bundle(bundle, authorize, keys or None)
+    chosen = {s: data for s, data in found.items() if wanted == "*" or wanted in s.image}
+    if not manifest.sboms:
+        raise SpecError(f"{bundle} carries no SBOM (it was built with --no-sbom, or by an older Satchel)")
+    if not chosen:
+        raise SpecError(f"no SBOM of an image matching {wanted!r} (images: "
+                        f"{', '.join(sorted({s.image for s in manifest.sboms}))})")
+    listed = [{**s.to_json(), "packages": sbom.packages(data)} for s, data in sorted(chosen.items(),
+                                                                                         key=lambda kv: kv[0].image)]
+    if as_json:
+        emit_json({"signatureVerified": bool(keys), "sboms": listed})
+        return
+    for entry in listed:
+        click.echo(f"{entry['image']} ({entry['platform']}): {len(entry['packages'])} package(s)"
+                   + ("" if keys else "; signature not checked (pass --key)"))
+        for p in entry["packages"]:
+            click.echo(f"  {p['name']:<40} {p['version']:<28} {p['type']:<12} {p['licence']}".rstrip())
+
+
 @click.command()
 @click.argument("bundle", type=click.Path(path_type=Path))
+@click.option("--sbom", "sbom_of", is_flag=False, flag_value="*", default=None, metavar="[IMAGE]",
+              help="List the packages of every image (or of the images whose reference contains IMAGE), from "
+                   "the SBOMs the bundle carries; reads the whole bundle.")
+@click.option("--key", "keys", multiple=True, type=click.Path(path_type=Path),
+              help="With --sbom: check the bundle's signature with this key.")
 @click.option("--json", "as_json", is_flag=True)
-def inspect(bundle: Path, as_json: bool) -> None:
+def inspect(bundle: Path, sbom_of: str | None, keys: tuple[Path, ...], as_json: bool) -> None:
     """Show what is inside a bundle (reads only its manifest; use verify to check it)."""
+    if sbom_of is not None:
+        _inspect_sbom(bundle, sbom_of, [load_verify_key(k) for k in keys], as_json)
+        return
     info = describe(bundle)
     if as_json:
         emit_json(info)

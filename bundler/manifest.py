@@ -23,6 +23,7 @@ from .oci.digest import is_digest
 from .requirements import Requirement
 from .requirements import parse as parse_requirements
 from .requirements import to_json as requirements_json
+from .sbom import Sbom
 from .settings import Setting
 from .switching import Switch
 
@@ -124,6 +125,7 @@ class BundleManifest:
     switch: Switch | None = None       # how a release replaces the one before (bundler.switching)
     requirements: tuple[Requirement, ...] = ()   # what a host needs (bundler.requirements)
     grants: tuple[Grant, ...] = ()     # what the compose files grant over the host (bundler.grants)
+    sboms: tuple[Sbom, ...] = ()       # a CycloneDX SBOM blob per image and platform (bundler.sbom)
     unpacked_size: int = field(default=-1)
 
     def __post_init__(self) -> None:
@@ -168,6 +170,8 @@ class BundleManifest:
             doc["requirements"] = requirements_json(self.requirements)
         if self.grants:
             doc["grants"] = [g.to_json() for g in self.grants]
+        if self.sboms:
+            doc["sboms"] = [s.to_json() for s in self.sboms]
         return doc | self.lifecycle.to_json()
 
     def to_bytes(self) -> bytes:
@@ -262,6 +266,19 @@ def _parse_lifecycle(doc: dict[str, Any]) -> Lifecycle:
         raise MalformedError(f"manifest: {exc}") from None
 
 
+def _parse_sboms(obj: Any) -> tuple[Sbom, ...]:
+    if not isinstance(obj, list):
+        raise MalformedError("manifest: sboms is not a list")
+    try:
+        out = tuple(Sbom.from_json(s) for s in obj)
+    except ValueError as exc:
+        raise MalformedError(f"manifest: {exc}") from None
+    for s in out:
+        if not is_digest(s.digest):
+            raise MalformedError(f"manifest: sbom digest {s.digest!r} is not a sha256 digest")
+    return out
+
+
 def _parse_grants(obj: Any) -> tuple[Grant, ...]:
     if not isinstance(obj, list):
         raise MalformedError("manifest: grants is not a list")
@@ -328,7 +345,7 @@ def parse_manifest(data: bytes) -> BundleManifest:
                                      "members", "unpackedSize"),
                   ("images", "charts", "compose", "files", "platforms", "expires", "description", "secrets",
                    "external", "deltaBase", "target", "keys", "settings", "installer", "data", "hooks", "health",
-                   "switch", "requirements", "grants"))
+                   "switch", "requirements", "grants", "sboms"))
     if doc["format"] != FORMAT:
         raise MalformedError(f"unsupported bundle format {doc['format']!r} (this Satchel reads {FORMAT})")
     members = []
@@ -372,6 +389,7 @@ def parse_manifest(data: bytes) -> BundleManifest:
         switch=_parse_switch(doc["switch"]) if "switch" in doc else None,
         requirements=_parse_requirements(doc.get("requirements")),
         grants=_parse_grants(doc.get("grants", [])),
+        sboms=_parse_sboms(doc.get("sboms", [])),
         delta_base=tuple((f.text("name", APP_NAME), f.text("version", SEMVER)) for f in (
             _Fields(o, f"deltaBase[{i}]", ("name", "version")) for i, o in enumerate(top.objects("deltaBase")))))
     for stamp in (manifest.created, manifest.expires):

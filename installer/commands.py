@@ -28,6 +28,7 @@ from .options import InstallOptions
 from .policy_commands import policy_cmd
 from .preflight.bundle import preflight_cmd
 from .removal import remove
+from .sbom_commands import sbom_cmd
 from .snapshot_commands import snapshots_cmd
 from .status import inventory, status
 from .targets.helm import HelmSettings
@@ -320,4 +321,4 @@ def inventory_cmd(ctx: click.Context, output: Path) -> None:
 
 
 COMMANDS = [install_cmd, rollback_cmd, remove_cmd, status_cmd, history_cmd, trust_cmd, diagnostics, inventory_cmd,
-            config_cmd, store_cmd, snapshots_cmd, preflight_cmd, policy_cmd]
+            config_cmd, store_cmd, snapshots_cmd, preflight_cmd, policy_cmd, sbom_cmd]
