@@ -28,12 +28,12 @@ BROKEN = '["CMD", "/bin/busybox", "false"]'
 def make_bundle(d: Path, version: str, keys, healthcheck: str = HEALTHY, web_extra: str = "",
                 web_command: str = '["/bin/busybox", "httpd", "-f", "-p", "8080", "-h", "/www"]',
                 spec_extra: str = "", name: str = "hello", payload: int | None = None, compose_extra: str = "",
-                start_period: str = "0s", images_extra: str = "", platform: str = "") -> Path:
+                start_period: str = "0s", images_extra: str = "", platform: str = "", sbom: bool = False) -> Path:
     """Application `name`: web (httpd + healthcheck) and worker; its page names the app and version.
     One image of one layer (a busybox rootfs), or with `payload` two: the busybox layer every app
     and version shares, and a layer of its own (the page and `payload` random bytes).
     `web_extra` adds YAML lines to the web service; `compose_extra` to the end of compose.yaml
-    (top-level keys such as volumes:); `spec_extra` to satchel.yaml; `images_extra` to its images."""
+    (top-level keys such as volumes:); `spec_extra` to satchel.yaml; `images_extra` to its images. No SBOM unless asked (Syft takes a second per image)."""
     d.mkdir(parents=True, exist_ok=True)
     page = f"{name} {version}\n"
     tag = version.replace("+", "_")      # an image tag cannot hold a semver's build metadata
@@ -62,7 +62,8 @@ def make_bundle(d: Path, version: str, keys, healthcheck: str = HEALTHY, web_ext
         f"images:\n  - ref: acme/web:{tag}\n    source: {source}\n"
         + (f"    platform: {platform}\n" if platform else "") + images_extra)
     out = d / f"{name}-{version}.bundle"
-    build(load_spec(d / "satchel.yaml"), out, [load_signing_key(keys["vendor"])], BuildOptions(cache=d / "cache"))
+    build(load_spec(d / "satchel.yaml"), out, [load_signing_key(keys["vendor"])],
+          BuildOptions(cache=d / "cache", sbom=sbom))
     return out
 
 

@@ -136,6 +136,21 @@ def test_upgrade_failed_upgrade_and_rollback_lose_no_request(host, app, tmp_path
     workers = docker("ps", "-q", "--filter", "label=com.docker.compose.service=worker",
                      "--filter", f"label=com.docker.compose.project={host.project}-{next(iter(serving(host)))}")
     assert len(workers.split()) == 1
+    SUMMARY.append(f"blue-green upgrade, failing upgrade, rollback: {client.total} requests at 50/s, "
+                   f"{len(client.failures)} failed; answered: {dict(sorted(client.answers.items()))}")
+    # What the operator sees knows about the colours.
+    report = next(host.state.reports.iterdir()).read_text()
+    assert "ran in" in report and "no request reached it" in report, report
+    live = next(iter(serving(host)))
+    assert f"blue-green: {live} colour live" in host.run("status").stdout
+    assert host.state.history()[-1]["colour"] == live
+    archive = tmp_path / "diag.tar.zst"
+    assert host.run("diagnostics", "-o", archive).returncode == 0
+    from tests.test_diagnostics import unpack
+
+    files = unpack(archive)
+    assert any(name.endswith("proxy/haproxy.cfg") and f"live colour is {live}".encode() in text
+               for name, text in files.items()), sorted(files)
 
 
 def test_the_same_client_catches_a_recreate(host, app):

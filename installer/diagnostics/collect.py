@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from bundler import __version__ as satchel_version
+from bundler import sbom
 from bundler.errors import SatchelError
 from bundler.format import MANIFEST, SIGNATURES
 from bundler.manifest import parse_manifest
@@ -192,6 +193,17 @@ def workload_facts(since: datetime | None) -> Callable[[Collection, App, release
     return collect
 
 
+def sbom_facts(c: Collection, app: App, release: releases.Release) -> None:
+    """The packages of each image of the current release, from the SBOMs it brought into the store."""
+    listed = []
+    for s in release.manifest().sboms:
+        blob = app.host.store.blobs / s.digest.split(":", 1)[1]
+        packages = sbom.packages(blob.read_bytes()) if blob.is_file() else []
+        listed.append({**s.to_json(), "stored": blob.is_file(), "packages": len(packages)})
+        c.add_json(f"sbom/{s.digest.split(':', 1)[1][:16]}.json", {**s.to_json(), "packages": packages})
+    c.facts["sboms"] = listed
+
+
 def registry_facts(c: Collection, app: App, release: releases.Release) -> None:
     client = RegistryClient(Endpoint(release.info.registry, attempts=2, timeout=10))
     facts: dict[str, Any] = {"host": release.info.registry, "reachable": True, "images": [], "missing": []}
@@ -272,6 +284,7 @@ def collect_all(host: Host, app: App | None, since: timedelta | None, redact: li
     for name, collector in (("satchel", satchel_state(host, app, cutoff)), ("store", for_current(app, store_check)),
                             ("host", host_facts(host)), ("docker", docker_facts()),
                             ("workload", for_current(app, workload_facts(cutoff))),
-                            ("registry", for_current(app, registry_facts))):
+                            ("registry", for_current(app, registry_facts)),
+                            ("sbom", for_current(app, sbom_facts))):
         c.run(name, collector)
     return c
