@@ -23,7 +23,7 @@ from . import sbom
 from .charts import pack_chart
 from .delta import DeltaBase
 from .discover import chart_images, compose_images, compose_names, compose_services
-from .errors import BundleError, EnvironmentProblem, SpecError
+from .errors import BundleError, EnvironmentProblem, NotFoundError, SpecError
 from .grants import grants_of
 from .kit import kitfile
 from .lifecycle import check_names
@@ -44,6 +44,7 @@ from .spec import ImageSpec, Spec
 from .switching import routed_ports
 
 EPOCH = "1970-01-01T00:00:00Z"
+COSIGN_SUFFIXES = (".sig", ".att")
 
 
 @dataclass(frozen=True)
@@ -172,7 +173,35 @@ def _pull_all(spec: Spec, images: list[ImageSpec], store: Layout, options: Build
                                        concurrency=concurrency, bar=reporter.bar)))
         finally:
             source.close()
+        if image.options.get("signatures"):
+            pulled += _cosign_companions(image, pulled[-1][1], clients, store, reporter)
     return pulled
+
+
+def _cosign_companions(image: ImageSpec, pulled: Pulled, clients: _Clients, store: Layout,
+                       reporter: Reporter) -> list[tuple[ImageSpec, Pulled]]:
+    """The image's cosign signature and attestation, by cosign's convention the tags
+    sha256-HEX.sig and sha256-HEX.att of its repository: bundled as images of their own, so the
+    install pushes them beside it and `cosign verify` finds them in the local registry."""
+    if pulled.source_digest:
+        reporter.warn(f"{image.ref}: its signatures are for the whole index, and the bundle keeps only some "
+                      "platforms of it: they are left out")
+        return []
+    client, out = clients.get(image.ref.registry), []
+    for suffix in COSIGN_SUFFIXES:
+        tag = pulled.root.digest.replace(":", "-") + suffix
+        try:
+            client.get_manifest(image.ref.repository, tag)
+        except NotFoundError:
+            continue
+        ref = Reference(image.ref.registry, image.ref.repository, tag)
+        reporter.step(f"pulling {ref} (cosign {suffix.lstrip('.')})")
+        source = RegistrySource(client, ref)
+        try:
+            out.append((ImageSpec(ref, str(ref)), pull(source, store, (), concurrency=1, bar=reporter.bar)))
+        finally:
+            source.close()
+    return out
 
 
 def build(spec: Spec, output: Path, keys: Sequence[SigningKey], options: BuildOptions,
@@ -251,6 +280,8 @@ def _sboms(pulled: list[tuple[ImageSpec, Pulled]], store: Layout, created: str,
     """One SBOM per image and platform, stored as a blob."""
     out = []
     for image, p in pulled:
+        if (image.ref.tag or "").endswith(COSIGN_SUFFIXES):
+            continue                   # a signature or an attestation, not software
         reporter.step(f"SBOM of {image.ref}")
         for platform, data in sbom.generate(store, str(image.ref), p.root, p.platforms, created):
             desc = store.put_bytes(sbom.MEDIA_TYPE, data)

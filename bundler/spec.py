@@ -153,6 +153,8 @@ def _image(model: ImageModel | str, i: int, base: Path) -> ImageSpec:
     options = {k: getattr(image, k) for k in DIR_ONLY if getattr(image, k) is not None}
     if "platform" in options:
         options["platform"] = _platforms([options["platform"]], where)[0]
+    if image.signatures:
+        options["signatures"] = True
     return ImageSpec(ref, image.ref, kind, (base / arg) if arg else None, _platforms(image.platforms, where), options)
 
 

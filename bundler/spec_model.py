@@ -35,6 +35,8 @@ class ImageModel(_Strict):
     source: str = Field("registry", description="registry | docker | oci:PATH | archive:PATH | dir:PATH")
     platforms: list[str] | None = Field(None, description="Platforms to keep, like [linux/amd64].")
     platform: str | None = Field(None, description="dir: only: the platform of the image made.")
+    signatures: bool = Field(False, description="registry: only: also bundle the cosign signature and attestation "
+                                                "the image carries (tags sha256-DIGEST.sig and .att).")
     entrypoint: list[str] | None = None
     cmd: list[str] | None = None
     env: dict[str, str] | list[str] | None = None
@@ -58,6 +60,8 @@ class ImageModel(_Strict):
         given = sorted(k for k in DIR_ONLY if getattr(self, k) is not None)
         if given and not self.source.startswith("dir:"):
             raise ValueError(f"{', '.join(given)} only apply to dir: sources")
+        if self.signatures and self.source != "registry":
+            raise ValueError("signatures: only applies to images from a registry")
         return self
 
 
