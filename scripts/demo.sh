@@ -52,6 +52,12 @@ release 1.2.0 broken
 step "satchel inspect"
 satchel inspect "$work/hello-1.0.0.bundle"
 
+step "satchel inspect --sbom: the packages of every image (Syft's CycloneDX SBOM, signed with the bundle)"
+satchel inspect "$work/hello-1.0.0.bundle" --sbom --key "$work/acme.pub"
+
+step "satchel sbom diff: what 1.1.0 changes, package by package"
+satchel sbom diff "$work/hello-1.0.0.bundle" "$work/hello-1.1.0.bundle" --key "$work/acme.pub"
+
 step "satchel verify"
 satchel verify "$work/hello-1.0.0.bundle" --key "$work/acme.pub"
 
@@ -104,6 +110,9 @@ registry=$(docker ps -q --filter "label=io.satchel.root=$SATCHEL_ROOT")
 kill -9 "$(docker inspect -f '{{.State.Pid}}' "$registry")"
 for _ in $(seq 1 100); do curl -fsS http://127.0.0.1:5050/v2/ >/dev/null 2>&1 && break; sleep 0.1; done
 echo "registry answering again: $(docker inspect -f 'restarted {{.RestartCount}} time(s)' "$registry")"
+
+step "customer: will 1.1.0 fit this host? (preflight: verifies, checks, changes nothing)"
+satchel preflight "$work/hello-1.1.0.bundle"
 
 step "customer: upgrade to 1.1.0"
 satchel install "$work/hello-1.1.0.bundle"
