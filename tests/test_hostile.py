@@ -149,6 +149,23 @@ def float_in_manifest(e, resign):
     return z(resign(None, raw=raw))
 
 
+def _bad_declaration(key: str, bad: object) -> Case:
+    def make(e, resign):
+        doc = json.loads(e[0].data)
+        doc[key] = bad
+        return z(resign(doc))
+    make.__name__ = f"bad_{key}_declaration"
+    return make
+
+
+# The newer manifest keys are parsed as strictly as the rest: one bad value each.
+for _key, _bad in (("switch", {"strategy": "blue-green", "routes": {"web": "udp"}}),
+                   ("requirements", {"memory": {"want": "4G", "level": "maybe"}}),
+                   ("grants", [["web", "root", "/"]]),
+                   ("sboms", [{"image": "x", "platform": "linux/amd64", "digest": "md5:00", "size": 1}])):
+    case("manifest")(_bad_declaration(_key, _bad))
+
+
 @case("policy")
 def downgrade(e, resign):
     doc = json.loads(e[0].data)
