@@ -9,7 +9,6 @@ path there), and the JSON is canonical."""
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import tempfile
 import uuid
@@ -27,7 +26,7 @@ from .oci.model import OCI_INDEX, Descriptor, parse_json
 from .tools import syft
 
 if TYPE_CHECKING:
-    from .manifest import BundleManifest, Member
+    from .manifest import BundleManifest
 
 MEDIA_TYPE = "application/vnd.cyclonedx+json"
 MAX_SBOM_BYTES = 64 << 20
@@ -122,38 +121,11 @@ def diff(old: list[dict[str, str]], new: list[dict[str, str]]) -> dict[str, list
                         if after[k]["version"] != before[k]["version"]]}
 
 
-class _Kept:
-    """A sink that keeps the named members' bytes (SBOMs, at most MAX_SBOM_BYTES each) and only
-    hashes the rest: every member is still checked against the manifest."""
-
-    def __init__(self) -> None:
-        self.wanted: set[str] = set()
-        self.kept: dict[str, io.BytesIO] = {}
-
-    def begin(self, member: Member) -> io.BytesIO | None:
-        if member.sha256 not in self.wanted or member.size > MAX_SBOM_BYTES:
-            return None
-        self.kept[member.sha256] = io.BytesIO()
-        return self.kept[member.sha256]
-
-    def commit(self, member: Member) -> None:
-        pass
-
-
 def from_bundle(path: Path, authorize: Callable[[bytes, bytes], BundleManifest],
                 keys: Sequence[VerifyKey] | None = None) -> tuple[BundleManifest, dict[Sbom, bytes]]:
     """Read a whole bundle (every member hash-checked; `authorize` judges its signature) and
     keep its SBOMs."""
-    from .verify import BundleInput
+    from .verify import read_keeping
 
-    sink = _Kept()
-
-    def wanted(manifest_bytes: bytes, signatures: bytes) -> BundleManifest:
-        manifest = authorize(manifest_bytes, signatures)
-        sink.wanted = {s.digest.split(":", 1)[1] for s in manifest.sboms}
-        return manifest
-
-    with BundleInput(path, keys) as source:
-        manifest = source.read(wanted, sink)
-    return manifest, {s: sink.kept[s.digest.split(":", 1)[1]].getvalue() for s in manifest.sboms
-                      if s.digest.split(":", 1)[1] in sink.kept}
+    manifest, kept = read_keeping(path, authorize, lambda m: {s.digest for s in m.sboms}, keys, MAX_SBOM_BYTES)
+    return manifest, {s: kept[s.digest] for s in manifest.sboms if s.digest in kept}

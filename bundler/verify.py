@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -139,3 +140,37 @@ def describe(path: Path) -> dict[str, Any]:
         "delta": {"blobs": len(manifest.external), "size": sum(s for _, s in manifest.external),
                   "base": [{"name": n, "version": v} for n, v in manifest.delta_base]} if manifest.external else None,
     }
+
+
+class _Keep:
+    """A sink that keeps the named members' bytes (small ones: at most `limit` each) and only
+    hashes the rest: every member is still checked against the manifest."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit, self.wanted, self.kept = limit, set[str](), dict[str, io.BytesIO]()
+
+    def begin(self, member: bundle_manifest.Member) -> io.BytesIO | None:
+        if member.sha256 not in self.wanted or member.size > self.limit:
+            return None
+        self.kept[member.sha256] = io.BytesIO()
+        return self.kept[member.sha256]
+
+    def commit(self, member: bundle_manifest.Member) -> None:
+        pass
+
+
+def read_keeping(path: Path, authorize: Callable[[bytes, bytes], BundleManifest],
+                 wanted: Callable[[BundleManifest], set[str]], keys: Sequence[VerifyKey] | None,
+                 limit: int) -> tuple[BundleManifest, dict[str, bytes]]:
+    """Read a whole bundle (signature judged by `authorize`, every member hash-checked) and keep
+    the bytes of the blobs `wanted` names (sha256 digests), in memory."""
+    sink = _Keep(limit)
+
+    def judged(manifest_bytes: bytes, signatures: bytes) -> BundleManifest:
+        manifest = authorize(manifest_bytes, signatures)
+        sink.wanted = {d.split(":", 1)[1] for d in wanted(manifest)}
+        return manifest
+
+    with BundleInput(path, keys) as source:
+        manifest = source.read(judged, sink)
+    return manifest, {f"sha256:{h}": b.getvalue() for h, b in sink.kept.items()}

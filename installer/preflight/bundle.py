@@ -3,15 +3,13 @@ written, the compose files are kept in memory) and run every check against this 
 
 from __future__ import annotations
 
-import io
 from collections.abc import Sequence
 from pathlib import Path
 
 import click
 
-from bundler.manifest import BundleManifest, Member
 from bundler.output import emit_json
-from bundler.verify import BundleInput
+from bundler.verify import read_keeping
 from signing.grammar import now_utc
 from signing.keys import VerifyKey, load_verify_key
 
@@ -19,41 +17,18 @@ from ..cli_common import host_of
 from ..intake import compose_services, project_for, signature_check, trusted_keys
 from ..options import InstallOptions
 from ..state import Host
+from ..targets.compose import MAX_COMPOSE_BYTES
 from . import run
 from .model import Context, Result
-
-
-class _ComposeOnly:
-    """A sink that keeps the compose files' bytes and only hashes the rest."""
-
-    def __init__(self) -> None:
-        self.wanted: set[str] = set()
-        self.kept: dict[str, io.BytesIO] = {}
-
-    def begin(self, member: Member) -> io.BytesIO | None:
-        if member.sha256 not in self.wanted:
-            return None
-        self.kept[member.sha256] = io.BytesIO()
-        return self.kept[member.sha256]
-
-    def commit(self, member: Member) -> None:
-        pass
 
 
 def check_bundle(host: Host, bundle: Path, keys: Sequence[VerifyKey], project: str | None) -> list[Result]:
     trusted = trusted_keys(host, keys)
     verify_sig = signature_check(host, trusted, now_utc())
-    sink = _ComposeOnly()
-
-    def authorize(manifest_bytes: bytes, signatures: bytes) -> BundleManifest:
-        manifest = verify_sig(manifest_bytes, signatures)
-        sink.wanted = {f.digest.split(":", 1)[1] for f in manifest.compose}
-        return manifest
-
-    with BundleInput(bundle, trusted) as source:
-        manifest = source.read(authorize, sink)
+    manifest, kept = read_keeping(bundle, verify_sig, lambda m: {f.digest for f in m.compose}, trusted,
+                                  MAX_COMPOSE_BYTES)
     app = host.app(manifest.name)
-    services = compose_services(manifest, lambda hex_: sink.kept[hex_].getvalue())
+    services = compose_services(manifest, lambda hex_: kept[f"sha256:{hex_}"])
     return run(Context(host, app, manifest, services,
                        project_for(app, InstallOptions(project=project), app.current(), manifest), True))
 
