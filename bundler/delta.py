@@ -33,7 +33,11 @@ def inventory_json(blobs: dict[str, int], releases: list[tuple[str, str]]) -> di
 
 def load_delta_base(path: Path) -> DeltaBase:
     try:
-        head = path.read_bytes()[:1] if path.is_file() else b""
+        if path.is_file():
+            with path.open("rb") as fh:           # one byte: the old bundle may be gigabytes
+                head = fh.read(1)
+        else:
+            head = b""
     except OSError as exc:
         raise SpecError(f"cannot read {path}: {exc.strerror}") from None
     if head == b"{" and not path.name.endswith(".parts"):
