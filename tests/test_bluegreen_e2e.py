@@ -214,7 +214,9 @@ def test_killed_at_each_step_a_rerun_leaves_one_colour_serving(host, quick, cras
     assert host.state.current() == "1.1.0" and host.state.journal() is None
 
 
+@pytest.mark.parametrize("host", ["venv", "kit"], indirect=True)
 def test_remove_takes_both_colours_the_singletons_and_the_proxy(host, quick):
+    """Through the kit too: the front proxy's image comes from the kit's own rootfs."""
     assert host.install(quick["1.0.0"]).returncode == 0
     assert host.install(quick["1.1.0"]).returncode == 0
     res = host.run("remove", host.app_name, "--purge", "--yes")
