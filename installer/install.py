@@ -28,14 +28,19 @@ from .state import App, Host
 from .switch import deploy, recover, recover_host, start
 from .targets import RenderRequest, for_release
 from .tools.registry import ManagedRegistry
+from .tools.registry_storage import RegistryStorage
 
 
 def registry_client(host: Host, opts: InstallOptions) -> RegistrySink:
+    """Where the images go: an external --registry over its API; the managed registry's own
+    storage, as hard links to the content store (installer/tools/registry_storage.py)."""
     if opts.sink:
         return opts.sink
     if opts.registry:
         return RegistryClient(Endpoint(opts.registry, insecure=opts.registry_insecure, ca_file=opts.registry_ca))
-    return RegistryClient(Endpoint(ManagedRegistry(host.registry_dir).ensure_running()))
+    registry = ManagedRegistry(host.registry_dir)
+    registry.ensure_running()
+    return RegistryStorage(registry, host.store)
 
 
 def install(host: Host, bundle: Path, opts: InstallOptions, reporter: Reporter = QUIET) -> Outcome:
