@@ -3,6 +3,9 @@
 push:      satchel install (verify + stage + push by digest into a fresh registry)
            vs zstd -dc | tar -x, then skopeo copy oci:... docker://... --preserve-digests
            into another fresh registry (skopeo gets the layout already verified by nobody)
+managed:   satchel install into its managed registry (zero-copy: hard links into the
+           registry's storage), with satchel verify alone next to it, and the disk used on
+           the customer's side (store + registry, a hard-linked file counted once)
 re-install: satchel install of the installed bundle (the no-op path)
 
 Usage: python benchmarks/install_push.py [--images N] [--layer-mib M]. Never asserts.
@@ -17,6 +20,15 @@ import subprocess
 from pathlib import Path
 
 from common import SATCHEL, Registry, bench_project, run, setup, table
+
+from tests.infra import free_port
+
+
+def disk_mb(*paths: Path) -> float:
+    """Bytes on disk under the paths, a file with several names counted once (one du call)."""
+    out = subprocess.run(["du", "-s", "--block-size=1", "-c", *map(str, paths)], check=True, capture_output=True,
+                         text=True).stdout
+    return int(out.splitlines()[-1].split()[0]) / 1e6
 
 
 def main() -> None:
@@ -47,13 +59,30 @@ def main() -> None:
         baseline = type(skopeo)("extract + skopeo", extract.seconds + skopeo.seconds,
                                 max(extract.peak_mib, skopeo.peak_mib))
 
+        verify = run("satchel verify", [*SATCHEL, "-q", "verify", str(bundle), "--key", str(work / "k.pub")])
+        managed_root = work / "root-managed"
+        managed_env = f"SATCHEL_ROOT={managed_root} SATCHEL_REGISTRY_PORT={free_port()}"
+        managed = run("satchel install (managed)", f"{managed_env} " + " ".join(
+            map(repr, [*SATCHEL, "-q", "install", str(bundle), "--key", str(work / "k.pub")])))
+
         print(f"\n{args.images} images, {unpacked:.0f} MB unpacked\n")
         print("verify + load into a registry (higher 'vs baseline' is better)")
         table([("zstd -dc | tar -x + skopeo copy", baseline, unpacked),
+               ("  of which zstd -dc | tar -x", extract, unpacked),
                ("  of which skopeo copy", skopeo, unpacked),
-               ("satchel install (verify+stage+push)", satchel, unpacked)], baseline)
+               ("satchel verify (alone)", verify, unpacked),
+               ("satchel install (verify+stage+push)", satchel, unpacked),
+               ("satchel install, managed zero-copy", managed, unpacked)], baseline)
+        customer = disk_mb(managed_root / "store", managed_root / "registry")
+        theirs = disk_mb(layout, skopeo_dest.root / "data")
+        print(f"\ndisk after install: satchel {customer:.0f} MB ({customer / unpacked:.2f}x the unpacked size; "
+              f"store + registry, shared inodes counted once), extract + skopeo {theirs:.0f} MB "
+              f"({theirs / unpacked:.2f}x)")
         print(f"\nre-install of the installed bundle: {again.seconds:.2f} s, peak {again.peak_mib:.0f} MiB")
     finally:
+        from installer.tools.registry import ManagedRegistry
+
+        ManagedRegistry(work / "root-managed" / "registry").stop()
         for reg in registries:
             reg.stop()
         shutil.rmtree(work, ignore_errors=True)
