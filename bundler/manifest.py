@@ -8,7 +8,8 @@ import hashlib
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from functools import partial
+from typing import Any, TypeVar
 
 from signing import canonical
 from signing.errors import KeyFileError, MalformedError
@@ -252,54 +253,24 @@ def _parse_file(obj: Any, where: str) -> File:
     return File(f.text("path", _RELPATH), f.digest("digest"), f.size("size"))
 
 
-def _parse_setting(obj: Any, i: int) -> Setting:
+T = TypeVar("T")
+
+
+def _declared(parse: Callable[[Any], T], obj: Any) -> T:
+    """A declaration parsed by its own module (the one satchel.yaml uses), its errors as the
+    manifest's."""
     try:
-        return Setting.from_json(obj, f"settings[{i}]")
-    except SpecError as exc:
+        return parse(obj)
+    except (SpecError, ValueError) as exc:
         raise MalformedError(f"manifest: {exc}") from None
 
 
-def _parse_lifecycle(doc: dict[str, Any]) -> Lifecycle:
-    try:
-        return Lifecycle.from_json(doc)
-    except SpecError as exc:
-        raise MalformedError(f"manifest: {exc}") from None
-
-
-def _parse_sboms(obj: Any) -> tuple[Sbom, ...]:
-    if not isinstance(obj, list):
-        raise MalformedError("manifest: sboms is not a list")
-    try:
-        out = tuple(Sbom.from_json(s) for s in obj)
-    except ValueError as exc:
-        raise MalformedError(f"manifest: {exc}") from None
-    for s in out:
-        if not is_digest(s.digest):
-            raise MalformedError(f"manifest: sbom digest {s.digest!r} is not a sha256 digest")
-    return out
-
-
-def _parse_grants(obj: Any) -> tuple[Grant, ...]:
-    if not isinstance(obj, list):
-        raise MalformedError("manifest: grants is not a list")
-    try:
-        return tuple(Grant.from_json(g) for g in obj)
-    except ValueError as exc:
-        raise MalformedError(f"manifest: {exc}") from None
-
-
-def _parse_requirements(obj: Any) -> tuple[Requirement, ...]:
-    try:
-        return parse_requirements(obj)
-    except SpecError as exc:
-        raise MalformedError(f"manifest: {exc}") from None
-
-
-def _parse_switch(obj: Any) -> Switch:
-    try:
-        return Switch.from_json(obj)
-    except SpecError as exc:
-        raise MalformedError(f"manifest: {exc}") from None
+def _listed(parse: Callable[[Any], T]) -> Callable[[Any], tuple[T, ...]]:
+    def each(obj: Any) -> tuple[T, ...]:
+        if not isinstance(obj, list):
+            raise ValueError("expected a list")
+        return tuple(parse(item) for item in obj)
+    return each
 
 
 def _parse_keys(obj: Any) -> dict[str, tuple[str, ...]]:
@@ -383,13 +354,14 @@ def parse_manifest(data: bytes) -> BundleManifest:
         external=tuple(_parse_external(top.objects("external"))),
         target=_target(top.text("target", default="")),
         **_parse_keys(doc.get("keys")),
-        settings=tuple(_parse_setting(o, i) for i, o in enumerate(top.objects("settings"))),
+        settings=tuple(_declared(partial(Setting.from_json, where=f"settings[{i}]"), o)
+                       for i, o in enumerate(top.objects("settings"))),
         installer=_parse_installer(doc["installer"]) if "installer" in doc else None,
-        lifecycle=_parse_lifecycle(doc),
-        switch=_parse_switch(doc["switch"]) if "switch" in doc else None,
-        requirements=_parse_requirements(doc.get("requirements")),
-        grants=_parse_grants(doc.get("grants", [])),
-        sboms=_parse_sboms(doc.get("sboms", [])),
+        lifecycle=_declared(Lifecycle.from_json, doc),
+        switch=_declared(Switch.from_json, doc["switch"]) if "switch" in doc else None,
+        requirements=_declared(parse_requirements, doc.get("requirements")),
+        grants=_declared(_listed(Grant.from_json), doc.get("grants", [])),
+        sboms=_declared(_listed(Sbom.from_json), doc.get("sboms", [])),
         delta_base=tuple((f.text("name", APP_NAME), f.text("version", SEMVER)) for f in (
             _Fields(o, f"deltaBase[{i}]", ("name", "version")) for i, o in enumerate(top.objects("deltaBase")))))
     for stamp in (manifest.created, manifest.expires):

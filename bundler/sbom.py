@@ -21,6 +21,7 @@ from signing import canonical
 from signing.keys import VerifyKey
 
 from .errors import BundleError
+from .oci.digest import is_digest
 from .oci.layout import OCI_LAYOUT, Layout
 from .oci.model import OCI_INDEX, Descriptor, parse_json
 from .tools import syft
@@ -46,8 +47,8 @@ class Sbom:
     def from_json(cls, doc: Any) -> Sbom:
         if not (isinstance(doc, dict) and set(doc) == {"image", "platform", "digest", "size"}
                 and all(isinstance(doc[k], str) for k in ("image", "platform", "digest"))
-                and isinstance(doc["size"], int) and not isinstance(doc["size"], bool)):
-            raise ValueError("an sbom entry is {image, platform, digest, size}")
+                and isinstance(doc["size"], int) and not isinstance(doc["size"], bool) and is_digest(doc["digest"])):
+            raise ValueError("an sbom entry is {image, platform, digest (sha256), size}")
         return cls(doc["image"], doc["platform"], doc["digest"], doc["size"])
 
 
