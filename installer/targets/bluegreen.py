@@ -162,7 +162,7 @@ class Colours:
             ok, detail = compose.up(project, files, cwd, wait_timeout, env, services=self._later())
         if not ok:
             return False, detail
-        later = set(self.switch.singletons) - set(self._later() or self.switch.singletons)
+        later = set(self._stop_first())
         return health.wait(lambda: [c for c in self.containers(colour)
                                     if c["Config"]["Labels"].get("com.docker.compose.service") not in later],
                            wait_timeout, observe)
@@ -173,7 +173,7 @@ class Colours:
         the new colour: it runs again in the old one, and the traffic never moved."""
         colour, cwd = self.colour(), self.release.path
         old = next(c for c in COLOURS if c != colour)
-        singles = sorted(s for s, role in self.switch.singletons.items() if role == "stop-first")
+        singles = self._stop_first()
         if singles and self.started()[old] is not None:
             compose.job(self.project(old), self._files("compose"), cwd, ["stop", "-t", "10", *singles], 120, env)
         if singles:
@@ -222,9 +222,9 @@ class Colours:
     def _retire_plain(self, env: dict[str, str]) -> None:
         """Containers of a recreate release that ran before (PROJECT, other than the keep
         singletons) hold the ports the proxy is to publish: the first blue-green switch stops them."""
-        singles = set(self.switch.singletons)
+        keep = {s for s, role in self.switch.singletons.items() if role == "keep"}
         plain = [c for c in docker.project_containers(self.release.project, None, 0)
-                 if c["inspect"]["Config"]["Labels"].get("com.docker.compose.service") not in singles]
+                 if c["inspect"]["Config"]["Labels"].get("com.docker.compose.service") not in keep]
         if plain and self.release.info.keep:    # up of the singletons alone removes the others
             compose.up(self.release.project, self._files("keep"), self.release.path, 120, env)
         elif plain:
@@ -247,9 +247,12 @@ class Colours:
         projects = [self.project(colour)] + ([self.release.project] if self.release.info.keep else [])
         return [c["inspect"] for p in projects for c in docker.project_containers(p, None, 0)]
 
+    def _stop_first(self) -> list[str]:
+        return sorted(s for s, role in self.switch.singletons.items() if role == "stop-first")
+
     def _later(self) -> list[str] | None:
         """The services to start before the cut-over: all but the stop-first singletons (None: all)."""
-        if "stop-first" not in self.switch.singletons.values():
+        if not self._stop_first():
             return None
         return sorted(s for s in compose.services(self._files("compose")) if self.switch.role(s) != "stop-first")
 
