@@ -173,6 +173,7 @@ class Colours:
         the new colour: it runs again in the old one, and the traffic never moved."""
         colour, cwd = self.colour(), self.release.path
         old = next(c for c in COLOURS if c != colour)
+        self._retire_plain(env)
         singles = self._stop_first()
         if singles and self.started()[old] is not None:
             compose.job(self.project(old), self._files("compose"), cwd, ["stop", "-t", "10", *singles], 120, env)
@@ -187,7 +188,6 @@ class Colours:
                 if self.started()[old] is not None:
                     compose.job(self.project(old), self._files("compose"), cwd, ["start", *singles], 120, env)
                 return False, detail
-        self._retire_plain(env)
         self.route(colour)
         faults.point("after-cut-over")
         self.proxy.drain(self.switch.drain)
