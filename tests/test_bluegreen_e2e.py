@@ -171,9 +171,10 @@ def quick(tmp_path_factory, keys) -> dict[str, object]:
     base = tmp_path_factory.mktemp("bluegreen-quick")
     port = free_port()
     out: dict[str, object] = {"port": port}
+    quick_web = '["/bin/busybox", "httpd", "-f", "-p", "8080", "-h", "/www"]'
     for version in ("1.0.0", "1.1.0"):
-        out[version] = web_bundle(base / version, version, keys, port,
-                                  web_command='["/bin/busybox", "httpd", "-f", "-p", "8080", "-h", "/www"]')
+        out[version] = web_bundle(base / version, version, keys, port, web_command=quick_web)
+    out["recreate-0.9.0"] = web_bundle(base / "0.9.0", "0.9.0", keys, port, web_command=quick_web, spec_extra="")
     return out
 
 
@@ -225,3 +226,22 @@ def test_remove_takes_both_colours_the_singletons_and_the_proxy(host, quick):
     assert left == [] and serving(host) == {}
     assert docker("network", "ls", "-q", "--filter", f"name={host.project}").split() == []
     assert f"{host.project}_db" not in docker("volume", "ls", "-q").split()
+
+
+def test_a_recreate_release_becomes_blue_green_and_back(host, quick):
+    """0.9.0 (recreate) -> 1.0.0 (blue-green): its containers go, the database and its volume
+    stay; rollback to 0.9.0: the colours and the proxy go, and it runs as before."""
+    port = quick["port"]
+    assert host.install(quick["recreate-0.9.0"]).returncode == 0
+    db = host.containers()["db"]["Id"]
+    res = host.install(quick["1.0.0"])
+    assert res.returncode == 0, res.stderr
+    assert through_proxy(port) == "hello 1.0.0" and len(serving(host)) == 1
+    assert set(host.containers()) == {"db"} and host.containers()["db"]["Id"] == db     # kept running
+    workers = docker("ps", "-q", "--filter", "label=com.docker.compose.service=worker").split()
+    assert len([w for w in workers if host.project in docker("inspect", "-f", "{{.Name}}", w)]) == 1
+    res = host.run("rollback")
+    assert res.returncode == 0, res.stderr
+    assert serving(host) == {} and set(host.containers()) == {"web", "worker", "db"}
+    assert through_proxy(port) == "hello 0.9.0"
+    assert docker("ps", "-aq", "--filter", f"name={host.project}-satchel-proxy").strip() == ""
