@@ -154,3 +154,16 @@ def test_the_installed_release_keeps_its_sboms(host, keys, tmp_path, cli, epoch)
 
     listed = [json.loads(v) for k, v in unpack(archive).items() if "/sbom/" in f"/{k}"]
     assert [p["name"] for p in listed[0]["packages"] if p["type"] == "deb"] == ["foo", "libc6"]
+
+
+def test_the_examples_kind_of_image_lists_its_busybox(keys, tmp_path, monkeypatch):
+    """examples/hello's images are Debian's static busybox: Syft finds the binary and its version."""
+    from tests.hosts import make_bundle
+
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1767225600")
+    bundle = make_bundle(tmp_path / "hello", "1.0.0", keys, sbom=True)
+    _, found = sbom.from_bundle(bundle, lambda m, s: parse_manifest(m))
+    banner = subprocess.run([str(BUSYBOX)], capture_output=True, text=True).stdout.split()
+    version = banner[1].lstrip("v")                      # "BusyBox v1.35.0 (Debian 1:1.35.0-4+b3) ..."
+    [packages] = [sbom.packages(data) for data in found.values()]
+    assert {"name": "busybox", "version": version, "type": "binary", "licence": ""} in packages
