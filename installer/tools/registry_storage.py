@@ -35,7 +35,6 @@ class RegistryStorage:
         self.endpoint = Endpoint(registry.host)
         self.store = store
         self.v2 = registry.repositories.parent
-        self.linked = 0                       # blobs that arrived as hard links
 
     def _data(self, digest: str) -> Path:
         hex_ = hex_of(digest)
@@ -50,22 +49,26 @@ class RegistryStorage:
     def push_blob(self, repo: str, desc: Descriptor, src: BinaryIO) -> None:
         """A hard link to the store's file; a copy of `src` (the same bytes, hashed by the
         caller when they were at rest) only when the registry is on another filesystem."""
-        self._place(desc, lambda tmp: self._copy(src, tmp))
+        if self._place(desc, lambda tmp: self._copy(src, tmp)):
+            getattr(src, "skip", lambda n: None)(desc.size)      # the progress bar's count
         write_atomic(self._link(repo, "_layers", "sha256", hex_of(desc.digest)), desc.digest.encode())
 
-    def _place(self, desc: Descriptor, copy: Callable[[Path], None]) -> None:
+    def _place(self, desc: Descriptor, copy: Callable[[Path], None]) -> bool:
+        """The blob's data file; True if it was linked (not read)."""
         data = self._data(desc.digest)
         if data.is_file():
-            return
+            return True
         data.parent.mkdir(parents=True, exist_ok=True)
         tmp = data.with_name(f".data.{os.getpid()}")
         tmp.unlink(missing_ok=True)
         try:
             os.link(self.store.path(desc.digest), tmp)
-            self.linked += 1
+            linked = True
         except OSError:
             copy(tmp)
+            linked = False
         tmp.replace(data)
+        return linked
 
     @staticmethod
     def _copy(src: BinaryIO, dest: Path) -> None:
