@@ -97,10 +97,6 @@ class FrontProxy:
     def state(self) -> dict[str, object] | None:
         return docker.container_state(self.container)
 
-    def running(self) -> bool:
-        state = self.state()
-        return bool(state and state.get("Running"))
-
     def _ports_label(self, listeners: list[Listener]) -> str:
         return json.dumps(sorted([x.host_ip, x.port] for x in listeners))
 
@@ -127,9 +123,6 @@ class FrontProxy:
 
     def attach(self, network: str) -> None:
         docker.connect_network(network, self.container)
-
-    def detach(self, network: str) -> None:
-        docker.disconnect_network(network, self.container)
 
     def remove(self) -> None:
         docker.remove_container(self.container)
