@@ -20,10 +20,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
+from bundler.errors import RegistryError
 from bundler.oci.digest import hex_of
 from bundler.oci.layout import Layout, write_atomic
 from bundler.oci.model import Descriptor
-from bundler.oci.registry import Endpoint
+from bundler.oci.registry import Endpoint, RegistryClient
 
 from .registry import ManagedRegistry
 
@@ -33,6 +34,7 @@ class RegistryStorage:
 
     def __init__(self, registry: ManagedRegistry, store: Layout) -> None:
         self.endpoint = Endpoint(registry.host)
+        self.client = RegistryClient(self.endpoint)
         self.store = store
         self.v2 = registry.repositories.parent
 
@@ -44,7 +46,13 @@ class RegistryStorage:
         return self.v2 / "repositories" / repo / Path(*parts) / "link"
 
     def has_blob(self, repo: str, digest: str) -> bool:
-        return self._data(digest).is_file() and self._link(repo, "_layers", "sha256", hex_of(digest)).is_file()
+        """The data and the repository's link, whole: a full disk can leave a link file empty
+        (the registry then answers 500 for the blob), and writing it again repairs it."""
+        link = self._link(repo, "_layers", "sha256", hex_of(digest))
+        try:
+            return self._data(digest).is_file() and link.read_bytes() == digest.encode()
+        except OSError:
+            return False
 
     def push_blob(self, repo: str, desc: Descriptor, src: BinaryIO) -> None:
         """A hard link to the store's file; a copy of `src` (the same bytes, hashed by the
@@ -87,3 +95,10 @@ class RegistryStorage:
             tag = Path("_manifests", "tags", reference)
             write_atomic(self._link(repo, str(tag / "index" / "sha256" / hex_)), desc.digest.encode())
             write_atomic(self._link(repo, str(tag / "current")), desc.digest.encode())
+            self._served(repo, reference, desc.digest)
+
+    def _served(self, repo: str, tag: str, digest: str) -> None:
+        """The registry answers for what was just written (it is up, and reads this layout)."""
+        served, _ = self.client.get_manifest(repo, tag)
+        if served.digest != digest:
+            raise RegistryError(f"the local registry serves {repo}:{tag} as {served.digest}, not {digest}")
