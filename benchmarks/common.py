@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
+import os
 import random
 import subprocess
 import sys
 import tempfile
 import time
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -66,6 +70,43 @@ def make_images(workdir: Path, registry: Registry, images: int, layer_mib: int) 
         layout.tag(layout.image(layers, gz=False), tag)
         registry.push_layout(workdir / "src-layout", tag, f"bench/app{i}")
         refs.append(f"{registry.host}/bench/app{i}:{tag}")
+    return refs
+
+
+def _layer_blob(layout: LayoutWriter, pool: bytes, mib: int, seed: int) -> tuple[dict, str]:
+    """A gzip layer of `mib` MiB of files, half random, half text (gzip shrinks it about 1.5x,
+    like real layers): its descriptor and diff ID, written in the layout."""
+    rng = random.Random(seed)
+    files = {}
+    for n in range(mib):
+        start = rng.randrange(len(pool) - (1 << 19))
+        files[f"data/{seed}/{n}.bin"] = os.urandom(1 << 19) + pool[start:start + (1 << 19)]
+    plain = tar_bytes(files, 0o644)
+    packed = zlib.compressobj(1, wbits=31)
+    blob = packed.compress(plain) + packed.flush()
+    return layout.blob(blob, "application/vnd.oci.image.layer.v1.tar+gzip"), \
+        "sha256:" + hashlib.sha256(plain).hexdigest()
+
+
+def make_large_layout(workdir: Path, images: int, layers: int, layer_mib: int) -> list[str]:
+    """`images` images of `layers` gzip layers each, in one OCI layout: three base layers of
+    2x`layer_mib` shared by all, the rest each image's own. Returns the tags."""
+    layout = LayoutWriter(workdir / "src-layout")
+    pool = layer_data(8, 0)
+    base = [_layer_blob(layout, pool, 2 * layer_mib, 1000 + j) for j in range(3)]
+    refs = []
+    for i in range(images):
+        own = [_layer_blob(layout, pool, layer_mib, i * 100 + j) for j in range(layers - len(base))]
+        descs = base + own
+        config = {"architecture": "amd64", "os": "linux",
+                  "rootfs": {"type": "layers", "diff_ids": [d for _, d in descs]},
+                  "config": {"Cmd": ["/bin/sh"]}}
+        manifest = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                    "config": layout.blob(json.dumps(config).encode(), "application/vnd.oci.image.config.v1+json"),
+                    "layers": [d for d, _ in descs]}
+        tag = f"big-{i}"
+        layout.tag(layout.blob(json.dumps(manifest).encode(), manifest["mediaType"]), tag)
+        refs.append(tag)
     return refs
 
 

@@ -18,9 +18,8 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, BinaryIO, Protocol
+from typing import BinaryIO
 
 import zstandard
 
@@ -28,6 +27,7 @@ from signing.errors import UnsignedError
 
 from . import tarstream
 from .errors import BundleError
+from .lanes import Lanes, Sink
 from .manifest import BundleManifest, Member, is_member_name
 from .oci.digest import CHUNK, Writable
 from .zstdframe import decompressing_reader
@@ -76,19 +76,11 @@ def write_bundle(out: BinaryIO, manifest: bytes, signatures: bytes, members: Seq
 
 # -- reading ------------------------------------------------------------------------
 
-class Sink(Protocol):
-    """Where verified member bytes go. `begin` may return None to only hash them."""
-
-    def begin(self, member: Member) -> Writable | None: ...
-
-    def commit(self, member: Member) -> None: ...
-
-
 class _Discard:
     def begin(self, member: Member) -> None:
         return None
 
-    def commit(self, member: Member) -> None:
+    def commit(self, member: Member, written: Writable) -> None:
         pass
 
 
@@ -118,6 +110,19 @@ class _Stream:
                 raise BundleError(f"the bundle is truncated: it ends inside {what}")
             out += chunk
         return bytes(out)
+
+    def readinto(self, buf: bytearray, n: int, what: str) -> None:
+        """Exactly n bytes into buf[:n]."""
+        with memoryview(buf) as view:
+            got = 0
+            while got < n:
+                try:
+                    k = self.stream.readinto(view[got:n])  # type: ignore[attr-defined]
+                except zstandard.ZstdError as exc:
+                    raise BundleError(f"corrupt compressed data in {what}: {exc}") from None
+                if not k:
+                    raise BundleError(f"the bundle is truncated: it ends inside {what}")
+                got += k
 
 
 def _explain(block: bytes, expected: Member | None, known: dict[str, Member], seen: set[str]) -> str:
@@ -182,12 +187,16 @@ def read_bundle(raw: BinaryIO, authorize: Authorize, sink: Sink | None = None, *
     `progress` is called with the number of compressed bytes consumed since its last call.
     """
     sink = sink or _Discard()
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="satchel-hash") as hasher:
-        return _read_bundle(raw, authorize, sink, limits, progress, hasher)
+    with Lanes(sink) as lanes:
+        try:
+            return _read_bundle(raw, authorize, lanes, limits, progress)
+        except BaseException:
+            lanes.finish()      # an earlier member's error comes first, as one lane would see it
+            raise
 
 
-def _read_bundle(raw: BinaryIO, authorize: Authorize, sink: Sink, limits: Limits,
-                 progress: Callable[[int], None] | None, hasher: ThreadPoolExecutor) -> BundleManifest:
+def _read_bundle(raw: BinaryIO, authorize: Authorize, lanes: Lanes, limits: Limits,
+                 progress: Callable[[int], None] | None) -> BundleManifest:
     frame, stream = decompressing_reader(raw, limits.max_window)
     tar = _Stream(stream)
     manifest_bytes = _first_member(tar, MANIFEST, limits.max_manifest)
@@ -211,30 +220,16 @@ def _read_bundle(raw: BinaryIO, authorize: Authorize, sink: Sink, limits: Limits
         if block != tarstream.header(member.path, member.size):
             raise BundleError(_explain(block, member, known, seen))
         seen.add(member.path)
-        dst = sink.begin(member)
-        h, left = hashlib.sha256(), member.size
-
-        def consume(chunk: bytes, h: Any = h, dst: Writable | None = dst) -> None:
-            h.update(chunk)
-            if dst is not None:
-                dst.write(chunk)
-
-        # Hash and write one chunk while the next is decompressed (both release the GIL);
-        # at most two chunks are in flight, in order.
-        pending: Future[None] | None = None
+        job, left = lanes.start(member), member.size
         while left:
-            chunk = tar.read(min(CHUNK, left), member.path)
-            left -= len(chunk)
-            if pending is not None:
-                pending.result()
-            pending = hasher.submit(consume, chunk)
-        if pending is not None:
-            pending.result()
+            buf = lanes.buffer()
+            size = min(len(buf), left)
+            tar.readinto(buf, size, member.path)
+            lanes.feed(job, buf, size)
+            left -= size
         if tar.read(tarstream.padding(member.size), member.path).strip(b"\0"):
             raise BundleError(f"member {member.path} has non-zero padding")
-        if h.hexdigest() != member.sha256:
-            raise BundleError(f"member {member.path}: sha256 mismatch, its content was altered")
-        sink.commit(member)
+        lanes.end(job)
         report()
     end = tar.read(len(tarstream.END), "the end of the archive")
     if end != tarstream.END:
@@ -246,6 +241,7 @@ def _read_bundle(raw: BinaryIO, authorize: Authorize, sink: Sink, limits: Limits
     if extra:
         raise BundleError("trailing data after the end of the tar archive")
     frame.assert_at_end()
+    lanes.finish()
     report()
     return manifest
 

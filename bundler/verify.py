@@ -17,7 +17,8 @@ from signing.keys import VerifyKey
 from . import format as bundle_format
 from . import manifest as bundle_manifest
 from .errors import BundleError, SpecError
-from .format import DEFAULT_LIMITS, Limits, Sink
+from .format import DEFAULT_LIMITS, Limits
+from .lanes import Sink
 from .manifest import BundleManifest
 from .parts import PartsIndex, PartsReader, find_index, read_index
 from .requirements import to_json as requirements_json
@@ -155,7 +156,7 @@ class _Keep:
         self.kept[member.sha256] = io.BytesIO()
         return self.kept[member.sha256]
 
-    def commit(self, member: bundle_manifest.Member) -> None:
+    def commit(self, member: bundle_manifest.Member, written: object) -> None:
         pass
 
 

@@ -14,7 +14,7 @@ from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast
 
 import yaml
 
@@ -23,6 +23,7 @@ from bundler.errors import BundleError, EnvironmentProblem, SpecError
 from bundler.format import MANIFEST
 from bundler.kit import runtime
 from bundler.manifest import BundleManifest, Member
+from bundler.oci.digest import Writable
 from bundler.oci.layout import Layout, fsync_dir
 from bundler.oci.model import Descriptor
 from bundler.progress import Reporter
@@ -61,12 +62,12 @@ class Intake:
 
 class StagingSink:
     """Verified members land in staging/; blobs the store already has are only hashed. A
-    repair takes `only` the blobs it names, whether the store has a copy or not."""
+    repair takes `only` the blobs it names, whether the store has a copy or not. Members
+    commit on the reader's hashing lanes, in any order."""
 
     def __init__(self, store: Layout, directory: Path, only: AbstractSet[str] | None = None) -> None:
         self.store, self.dir, self.only = store, directory, only
         self.staged: list[Member] = []
-        self._fh: BinaryIO | None = None
 
     def begin(self, member: Member) -> BinaryIO | None:
         is_blob = member.path.startswith("blobs/")
@@ -74,17 +75,15 @@ class StagingSink:
             return None
         if self.only is None and is_blob and (self.store.blobs / member.sha256).exists():
             return None
-        self._fh = (self.dir / member.sha256).open("wb")
-        return self._fh
+        return (self.dir / member.sha256).open("wb")
 
-    def commit(self, member: Member) -> None:
-        if self._fh is not None:
-            self._fh.flush()
-            os.fsync(self._fh.fileno())
-            self._fh.close()
-            self._fh = None
-            if member.path.startswith("blobs/"):
-                self.staged.append(member)
+    def commit(self, member: Member, written: Writable) -> None:
+        fh = cast(BinaryIO, written)
+        fh.flush()
+        os.fsync(fh.fileno())
+        fh.close()
+        if member.path.startswith("blobs/"):
+            self.staged.append(member)
 
     def promote(self) -> None:
         """Move every verified blob into the store (same filesystem: rename)."""

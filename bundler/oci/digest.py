@@ -33,7 +33,7 @@ def hex_of(digest: str) -> str:
 
 
 class Writable(Protocol):
-    def write(self, data: bytes, /) -> int | None: ...
+    def write(self, data: bytes | memoryview, /) -> int | None: ...
 
 
 def copy_hashed(src: BinaryIO, dst: Writable | None, limit: int | None = None) -> tuple[str, int]:
