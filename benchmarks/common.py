@@ -7,11 +7,13 @@ import hashlib
 import json
 import os
 import random
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,22 +31,29 @@ class Run:
     name: str
     seconds: float
     peak_mib: float
+    cpu_seconds: float = 0.0     # user + system, of every process in the command
 
 
 def run(name: str, cmd: list[str] | str) -> Run:
-    """Run a command (a shell pipeline if a string): wall time, and peak RSS of the largest
-    process in it as GNU time reports it (a fork of this big Python process would inherit
-    its high-water mark and mislead)."""
+    """Run a command (a shell pipeline if a string): wall time, CPU time, and peak RSS of the
+    largest process in it as GNU time reports it (a fork of this big Python process would
+    inherit its high-water mark and mislead)."""
     argv = ["bash", "-c", cmd] if isinstance(cmd, str) else cmd
     with tempfile.NamedTemporaryFile("r") as report:
         start = time.perf_counter()
-        proc = subprocess.run(["/usr/bin/time", "-f", "%M", "-o", report.name, *argv],
+        proc = subprocess.run(["/usr/bin/time", "-f", "%M %U %S", "-o", report.name, *argv],
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         seconds = time.perf_counter() - start
         if proc.returncode != 0:
             raise SystemExit(f"{name} failed: {proc.stderr.decode()}")
-        peak_kib = int(report.read().split()[-1])
-    return Run(name, seconds, peak_kib / 1024)
+        peak_kib, user, system = report.read().split()[-3:]
+    return Run(name, seconds, int(peak_kib) / 1024, float(user) + float(system))
+
+
+def median(name: str, runs: list[Run]) -> Run:
+    """Medians of several runs of one command; the highest peak."""
+    return Run(name, statistics.median(r.seconds for r in runs), max(r.peak_mib for r in runs),
+               statistics.median(r.cpu_seconds for r in runs))
 
 
 def layer_data(mib: int, seed: int) -> bytes:
@@ -129,11 +138,14 @@ def bench_project(work: Path, registry: Registry, images: int, layer_mib: int) -
     return Project(work, refs, spec, work / "k.key")
 
 
-def setup() -> tuple[argparse.Namespace, Path]:
-    """Command-line options shared by the benchmarks, and a fresh work directory."""
+def setup(more: Callable[[argparse.ArgumentParser], None] | None = None) -> tuple[argparse.Namespace, Path]:
+    """Command-line options shared by the benchmarks (and `more` of one's own), and a fresh
+    work directory."""
     parser = argparse.ArgumentParser()
     parser.add_argument("--images", type=int, default=4)
     parser.add_argument("--layer-mib", type=int, default=64)
+    if more:
+        more(parser)
     return parser.parse_args(), Path(tempfile.mkdtemp(prefix="satchel-bench-"))
 
 

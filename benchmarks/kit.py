@@ -20,10 +20,9 @@ import statistics
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable
 from pathlib import Path
 
-from common import Run, run
+from common import Run, median, run
 
 from bundler.kit import kitfile
 from tests.hosts import make_bundle
@@ -33,9 +32,6 @@ from tests.kitbox import build_kit
 VENV_SATCHEL = str(Path(sys.executable).with_name("satchel"))
 
 
-def median(name: str, runs: int, once: Callable[[int], Run]) -> Run:
-    results = [once(i) for i in range(runs)]
-    return Run(name, statistics.median(r.seconds for r in results), max(r.peak_mib for r in results))
 
 
 def env_cmd(env: dict[str, str], argv: list[str]) -> str:
@@ -92,11 +88,11 @@ def main() -> None:
 
         warm_env = {"SATCHEL_KIT_CACHE": str(work / "cache"), "SATCHEL_ROOT": str(work / "empty-root")}
         subprocess.run([kit, "--version"], env={**os.environ, **warm_env}, capture_output=True, check=True)
-        rows = [median("kit --version, cold (extracts)", args.runs, cold)]
+        rows = [median("kit --version, cold (extracts)", [cold(i) for i in range(args.runs)])]
         for argv in (["--version"], ["status"]):
             for label, program in (("kit", str(kit)), ("venv", VENV_SATCHEL)):
-                rows.append(median(f"{label} {argv[0]}, warm", args.runs * 2,
-                                   lambda _i, p=program, a=argv: run("", env_cmd(warm_env, [p, *a]))))
+                rows.append(median(f"{label} {argv[0]}, warm", [run("", env_cmd(warm_env, [program, *argv]))
+                                                                for _ in range(args.runs * 2)]))
         extracted = sum(f.stat().st_size for f in (work / "cache").rglob("*") if f.is_file())
 
         keys = {"vendor": work / "vendor.key"}

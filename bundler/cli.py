@@ -233,5 +233,3 @@ def spec_schema() -> str:
 
     return json.dumps(SpecModel.model_json_schema(), indent=2, sort_keys=True)
 
-
-COMMANDS = [keygen, build_cmd, split_cmd, inspect, verify, verify_kit_cmd, schema_cmd]

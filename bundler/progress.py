@@ -8,20 +8,15 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 import click
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    SpinnerColumn,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
+
+if TYPE_CHECKING:
+    from rich.progress import TaskID
+
+# rich is imported only when a terminal shows bars: importing it costs about a tenth of a
+# second, more than some commands take (satchel verify -q of a small bundle, status).
 
 
 class Reporter:
@@ -49,6 +44,18 @@ class Reporter:
         if not self.bars:
             yield lambda n: None
             return
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            Progress,
+            SpinnerColumn,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+            TransferSpeedColumn,
+        )
+
         known = total > 0
         columns = [TextColumn("{task.description}"), BarColumn() if known else SpinnerColumn(), DownloadColumn(),
                    TransferSpeedColumn(), TimeRemainingColumn() if known else TimeElapsedColumn()]
@@ -73,6 +80,9 @@ class Reporter:
         if not self.bars:
             yield log_changes
             return
+        from rich.console import Console
+        from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
         with Progress(SpinnerColumn(finished_text=" "), TextColumn("{task.description}"), TimeElapsedColumn(),
                       console=Console(stderr=True), transient=True) as progress:
             progress.add_task("waiting")

@@ -4,6 +4,7 @@ become exit codes."""
 from __future__ import annotations
 
 import errno
+import importlib
 import json
 import platform
 import signal
@@ -14,12 +15,10 @@ import traceback
 import click
 
 from bundler import __version__
-from bundler.cli import COMMANDS as VENDOR_COMMANDS
 from bundler.errors import BundleError, EnvironmentProblem, SpecError
 from bundler.kit import runtime
 from signing.errors import KeyFileError, TrustError
 
-from .commands import COMMANDS as CUSTOMER_COMMANDS
 from .errors import DeployFailedRestored, DeployFailedUnrestored
 from .state import default_root
 
@@ -83,7 +82,37 @@ def hoist_global_options(args: list[str]) -> list[str]:
     return front + rest
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]}, epilog=ENVIRONMENT)
+# Where each command lives, imported when it runs (or for --help), so that `satchel verify`
+# does not pay to import the customer side, nor `satchel status` the vendor side.
+COMMANDS = {
+    "keygen": "bundler.cli:keygen", "build": "bundler.cli:build_cmd", "split": "bundler.cli:split_cmd",
+    "inspect": "bundler.cli:inspect", "verify": "bundler.cli:verify", "verify-kit": "bundler.cli:verify_kit_cmd",
+    "schema": "bundler.cli:schema_cmd",
+    "install": "installer.commands:install_cmd", "rollback": "installer.commands:rollback_cmd",
+    "remove": "installer.commands:remove_cmd", "status": "installer.commands:status_cmd",
+    "history": "installer.commands:history_cmd", "trust": "installer.commands:trust_cmd",
+    "inventory": "installer.commands:inventory_cmd", "store": "installer.commands:store_cmd",
+    "diagnostics": "installer.diagnostics.cli:diagnostics", "config": "installer.config_commands:config_cmd",
+    "snapshots": "installer.snapshot_commands:snapshots_cmd", "preflight": "installer.preflight.bundle:preflight_cmd",
+    "policy": "installer.policy_commands:policy_cmd", "sbom": "installer.sbom_commands:sbom_cmd",
+}
+
+
+class _Commands(click.Group):
+    """The group, with COMMANDS loaded on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *COMMANDS])
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in COMMANDS:
+            return super().get_command(ctx, cmd_name)
+        module, name = COMMANDS[cmd_name].split(":")
+        command: click.Command = getattr(importlib.import_module(module), name)
+        return command
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]}, epilog=ENVIRONMENT)
 @click.option("--version", is_flag=True, expose_value=False, is_eager=True, callback=_print_version,
               help="Satchel's version and the versions of what the kit carries.")
 @click.option("--debug", is_flag=True, help="Show tracebacks.")
@@ -109,8 +138,7 @@ def completion_cmd(shell: str) -> None:
     click.echo(complete(cli, {}, "satchel", "_SATCHEL_COMPLETE").source())
 
 
-for command in [*VENDOR_COMMANDS, *CUSTOMER_COMMANDS, completion_cmd]:
-    cli.add_command(command)
+cli.add_command(completion_cmd)
 
 
 def exit_code(exc: BaseException) -> int:

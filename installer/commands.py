@@ -19,17 +19,11 @@ from signing.keys import load_verify_key
 from . import storecheck
 from .cli_common import DURATION, app_of, app_option, deploy_options, host_of, logged, reporter_for
 from .config import parse_assignments
-from .config_commands import config_cmd
-from .diagnostics.cli import diagnostics
 from .errors import StoreDamaged
 from .install import install, rollback
 from .intake import trusted_keys
 from .options import InstallOptions
-from .policy_commands import policy_cmd
-from .preflight.bundle import preflight_cmd
 from .removal import remove
-from .sbom_commands import sbom_cmd
-from .snapshot_commands import snapshots_cmd
 from .status import inventory, status
 from .targets.helm import HelmSettings
 from .truststore import TrustStore
@@ -319,6 +313,3 @@ def inventory_cmd(ctx: click.Context, output: Path) -> None:
     click.echo(f"wrote {output}: {len(doc['blobs'])} blob(s), releases "
                f"{', '.join(r['version'] for r in doc['releases']) or 'none'}")
 
-
-COMMANDS = [install_cmd, rollback_cmd, remove_cmd, status_cmd, history_cmd, trust_cmd, diagnostics, inventory_cmd,
-            config_cmd, store_cmd, snapshots_cmd, preflight_cmd, policy_cmd, sbom_cmd]

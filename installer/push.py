@@ -46,20 +46,34 @@ class RegistrySink(Protocol):
 
     def push_blob(self, repo: str, desc: Descriptor, src: BinaryIO) -> None: ...
 
+    def mount_blob(self, repo: str, digest: str, source_repo: str) -> bool:
+        """Make a blob of source_repo one of repo's too, without sending it; False if the
+        registry would rather have it uploaded."""
+
     def push_manifest(self, repo: str, reference: str, desc: Descriptor, body: bytes) -> None: ...
 
 
 class _Repository:
-    """One repository of a registry as the sink of a copy (bundler/oci/copy.py)."""
+    """One repository of a registry as the sink of a copy (bundler/oci/copy.py). `placed` is
+    shared by the repositories of one push: where each blob is known to be, so a layer that
+    several images share is sent once and mounted into the others' repositories."""
 
-    def __init__(self, client: RegistrySink, repo: str) -> None:
-        self.client, self.repo = client, repo
+    def __init__(self, client: RegistrySink, repo: str, placed: dict[str, str]) -> None:
+        self.client, self.repo, self.placed = client, repo, placed
 
     def has_blob(self, desc: Descriptor) -> bool:
-        return self.client.has_blob(self.repo, desc.digest)
+        if not self.client.has_blob(self.repo, desc.digest):
+            return False
+        self.placed.setdefault(desc.digest, self.repo)
+        return True
 
     def put_blob(self, desc: Descriptor, stream: BinaryIO) -> None:
-        self.client.push_blob(self.repo, desc, stream)
+        source = self.placed.get(desc.digest)
+        if source and self.client.mount_blob(self.repo, desc.digest, source):
+            getattr(stream, "skip", lambda n: None)(desc.size)     # the progress bar's count
+        else:
+            self.client.push_blob(self.repo, desc, stream)
+        self.placed.setdefault(desc.digest, self.repo)
 
     def put_manifest(self, desc: Descriptor, body: bytes) -> None:
         self.client.push_manifest(self.repo, desc.digest, desc, body)
@@ -77,13 +91,13 @@ class VerifiedEnd(LayoutEnd):
 
 def push_release(store: Layout, client: RegistrySink, manifest: BundleManifest, concurrency: int = 4,
                  at_rest: bool = False, reporter: Reporter = QUIET) -> int:
-    """Returns the number of blobs uploaded (0 when the registry already had everything).
+    """Returns the number of blobs uploaded or mounted (0 when the registry already had everything).
     `at_rest`: the blobs were not verified by this run, so each one sent is hashed first."""
     local = (VerifiedEnd if at_rest else LayoutEnd)(store, "the content store")
-    uploaded = 0
+    uploaded, placed = 0, dict[str, str]()
     for repo, tag, root in _artifacts(manifest):
         graph = walk(root, store.read_small(root, MAX_MANIFEST_BYTES), local)
-        remote = _Repository(client, repo)
+        remote = _Repository(client, repo, placed)
         uploaded += copy_blobs(graph, local, remote, concurrency, bar=reporter.bar, label=f"pushing {repo}")
         faults.point("during-push")
         put_manifests(graph, remote)

@@ -132,6 +132,9 @@ class MemoryRegistry:
         assert f"sha256:{digest.hexdigest()}" == desc.digest
         self.blobs.add(desc.digest)
 
+    def mount_blob(self, repo: str, digest: str, source_repo: str) -> bool:
+        return digest in self.blobs
+
     def push_manifest(self, repo: str, reference: str, desc: Descriptor, body: bytes) -> None:
         assert f"sha256:{hashlib.sha256(body).hexdigest()}" == desc.digest
         self.manifests[(repo, reference)] = desc.digest

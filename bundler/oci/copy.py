@@ -61,17 +61,18 @@ def walk(root: Descriptor, body: bytes, source: Source) -> Graph:
 def copy_blobs(graph: Graph, source: Source, sink: Sink, concurrency: int = 1,
                bar: Callable[[int, str], AbstractContextManager[Callable[[int], None]]] | None = None,
                label: str = "copying") -> int:
-    """Every blob the sink lacks; returns how many were copied."""
-    missing = [d for d in graph.blobs if not sink.has_blob(d)]
+    """Every blob the sink lacks; returns how many were copied. The sink is asked about all
+    blobs at once (one round of parallel requests to a registry), then they are copied."""
+    with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
+        missing = [d for d, have in zip(graph.blobs, pool.map(sink.has_blob, graph.blobs), strict=True) if not have]
+        progress = bar(sum(d.size for d in missing), label) if bar else nullcontext(lambda n: None)
+        with progress as tick:
 
-    progress = bar(sum(d.size for d in missing), label) if bar else nullcontext(lambda n: None)
-    with progress as tick, ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
+            def one(desc: Descriptor) -> None:
+                with source.open_blob(desc) as stream:
+                    sink.put_blob(desc, cast(BinaryIO, _Counted(stream, tick)))
 
-        def one(desc: Descriptor) -> None:
-            with source.open_blob(desc) as stream:
-                sink.put_blob(desc, cast(BinaryIO, _Counted(stream, tick)))
-
-        list(pool.map(one, missing))
+            list(pool.map(one, missing))
     return len(missing)
 
 

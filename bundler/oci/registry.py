@@ -277,6 +277,14 @@ class RegistryClient:
             raise RegistryError(f"{self.endpoint.host} lost the upload of blob {desc.digest} (its upload session "
                                 "vanished: is the registry's disk full?)") from None
 
+    def mount_blob(self, repo: str, digest: str, source_repo: str) -> bool:
+        """A cross-repository mount (distribution spec): 201 when the registry linked the blob,
+        202 when it would rather have it uploaded (the upload session it opened is dropped)."""
+        resp = self.request("POST", f"/v2/{repo}/blobs/uploads/?mount={digest}&from={source_repo}",
+                            f"repository:{repo}:pull,push", ok=(201, 202), what=f"mount of {digest} into {repo}")
+        resp.close()
+        return resp.status_code == 201
+
     def push_manifest(self, repo: str, reference: str, desc: Descriptor, body: bytes) -> None:
         self.request("PUT", f"/v2/{repo}/manifests/{reference}", f"repository:{repo}:pull,push",
                      ok=(201,), body=body, headers={"Content-Type": desc.media_type},

@@ -61,6 +61,13 @@ class RegistryStorage:
             getattr(src, "skip", lambda n: None)(desc.size)      # the progress bar's count
         write_atomic(self._link(repo, "_layers", "sha256", hex_of(desc.digest)), desc.digest.encode())
 
+    def mount_blob(self, repo: str, digest: str, source_repo: str) -> bool:
+        """One more link file, when the data is there."""
+        if not self._data(digest).is_file():
+            return False
+        write_atomic(self._link(repo, "_layers", "sha256", hex_of(digest)), digest.encode())
+        return True
+
     def _place(self, desc: Descriptor, copy: Callable[[Path], None]) -> bool:
         """The blob's data file; True if it was linked (not read)."""
         data = self._data(desc.digest)
