@@ -11,8 +11,11 @@ disk:      used on the customer's side after install (store + registry, a hard-l
            counted once) vs extracted layout + skopeo's registry
 re-install: satchel install of the installed bundle (the no-op path)
 
-Runs are interleaved (drift hits both sides alike), each after `sync`, so no run pays for
-the previous one's writeback; medians of --runs.
+Runs are interleaved (drift hits both sides alike); medians of --runs. Before each run: `sync`,
+so no run pays for the previous one's writeback, and as root the page cache is dropped and the
+run's input read back into it: every run starts with its input cached and memory free (on a
+host whose page cache is full, each written page first costs a reclaim, which made writes
+several times slower for whichever side came later).
 
 Usage: python benchmarks/install_push.py [--images N] [--layer-mib M] [--layers L] [--runs R]
   --layers 0 (default): N images of a shared busybox layer and two own M MiB layers, from a registry
@@ -53,6 +56,14 @@ def disk_mb(*paths: Path) -> float:
     return int(out.splitlines()[-1].split()[0]) / 1e6
 
 
+def read_into_cache(path: Path) -> None:
+    """Read a file, or every file under a directory, so that it is in the page cache."""
+    for f in [path] if path.is_file() else sorted(f for f in path.rglob("*") if f.is_file()):
+        with f.open("rb") as fh:
+            while fh.read(1 << 20):
+                pass
+
+
 def options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--layers", type=int, default=0, help="layers per image (the large case); 0: small case")
     parser.add_argument("--runs", type=int, default=1)
@@ -84,10 +95,14 @@ def main() -> None:
         unpacked, refs = facts["deduped_size"] / 1e6, [i["ref"] for i in facts["images"]]
         runs: dict[str, list[Run]] = {}
 
-        def timed(label: str, cmd: list[str] | str, before: Callable[[], None] | None = None) -> None:
+        def timed(label: str, cmd: list[str] | str, before: Callable[[], None] | None = None,
+                  reads: Path | None = None) -> None:
             if before:
                 before()
             subprocess.run(["sync"], check=True)
+            if os.geteuid() == 0:
+                Path("/proc/sys/vm/drop_caches").write_text("3")
+                read_into_cache(reads or bundle)
             runs.setdefault(label, []).append(run(label, cmd))
 
         layout = work / "extracted"
@@ -103,14 +118,15 @@ def main() -> None:
             timed("zstd -dc > /dev/null", f"zstd -dc {bundle} > /dev/null")
             timed("satchel verify", [*SATCHEL, "-q", "verify", str(bundle), "--key", pub])
             timed("zstd -dc | tar -x", f"zstd -dc {bundle} | tar -x -C {layout}", fresh_layout)
-            timed("sha256 of every member", [sys.executable, "-c", HASH_MEMBERS, str(layout), str(work / "cpu")])
+            timed("sha256 of every member", [sys.executable, "-c", HASH_MEMBERS, str(layout), str(work / "cpu")],
+                  reads=layout)
             runs["sha256 of every member"][-1].cpu_seconds = float((work / "cpu").read_text())
             skopeo_dest, dest = Registry(work / f"skopeo-dest-{i}"), Registry(work / f"satchel-dest-{i}")
             registries += [skopeo_dest, dest]
             copies = " && ".join(
                 f"skopeo copy --quiet --preserve-digests --dest-tls-verify=false "
                 f"oci:{layout}:{r} docker://{skopeo_dest.host}/{r.split('/', 1)[1]}" for r in refs)
-            timed("skopeo copy --preserve-digests", copies)
+            timed("skopeo copy --preserve-digests", copies, reads=layout)
             managed = work / f"root-managed-{i}"
             managed_roots.append(managed)
             install = " ".join(map(repr, [*SATCHEL, "-q", "install", str(bundle), "--key", pub]))

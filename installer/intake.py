@@ -11,6 +11,7 @@ import shutil
 import tempfile
 from collections.abc import Callable, Sequence
 from collections.abc import Set as AbstractSet
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -63,11 +64,14 @@ class Intake:
 class StagingSink:
     """Verified members land in staging/; blobs the store already has are only hashed. A
     repair takes `only` the blobs it names, whether the store has a copy or not. Members
-    commit on the reader's hashing lanes, in any order."""
+    commit on the reader's hashing lanes, in any order; each file is fsynced by a thread of
+    its own, so a lane goes on hashing while the disk catches up, and promote() waits for all."""
 
     def __init__(self, store: Layout, directory: Path, only: AbstractSet[str] | None = None) -> None:
         self.store, self.dir, self.only = store, directory, only
         self.staged: list[Member] = []
+        self._flusher = ThreadPoolExecutor(1, thread_name_prefix="satchel-fsync")
+        self._flushing: list[Future[None]] = []
 
     def begin(self, member: Member) -> BinaryIO | None:
         is_blob = member.path.startswith("blobs/")
@@ -80,13 +84,19 @@ class StagingSink:
     def commit(self, member: Member, written: Writable) -> None:
         fh = cast(BinaryIO, written)
         fh.flush()
-        os.fsync(fh.fileno())
-        fh.close()
+        self._flushing.append(self._flusher.submit(self._sync, member, fh))
+
+    def _sync(self, member: Member, fh: BinaryIO) -> None:
+        with fh:
+            os.fsync(fh.fileno())
         if member.path.startswith("blobs/"):
             self.staged.append(member)
 
     def promote(self) -> None:
-        """Move every verified blob into the store (same filesystem: rename)."""
+        """Move every verified blob into the store (same filesystem: rename), once on disk."""
+        with self._flusher:
+            for done in self._flushing:
+                done.result()
         Layout.create(self.store.root)
         for member in self.staged:
             os.replace(self.dir / member.sha256, self.store.blobs / member.sha256)

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bundler.lanes import LANES
 from bundler.manifest import BundleManifest, parse_manifest
 from bundler.oci.layout import Layout
 from bundler.oci.model import Descriptor
@@ -40,21 +43,29 @@ class Report:
 def verify(host: Host, reporter: Reporter = QUIET) -> Report:
     """Every stored blob re-hashed; every blob a kept release needs looked for."""
     store, report = host.store, Report()
-    blobs = sorted(store.blobs.glob("[!.]*")) if store.blobs.is_dir() else []
-    with reporter.bar(sum(p.stat().st_size for p in blobs), "hashing the store") as tick:
-        for path in blobs:
-            size = path.stat().st_size
-            report.checked += 1
-            if not store.intact(Descriptor("", f"sha256:{path.name}", size)):
-                report.damaged.append(f"sha256:{path.name}")
-            tick(size)
+    blobs = [Descriptor("", f"sha256:{p.name}", p.stat().st_size)
+             for p in sorted(store.blobs.glob("[!.]*"))] if store.blobs.is_dir() else []
+    with reporter.bar(sum(d.size for d in blobs), "hashing the store") as tick:
+        report.damaged = _damaged(store, blobs, tick)
+    report.checked = len(blobs)
     report.missing = sorted(d for d in gc.needed_blobs(host) or () if not (store.blobs / d[7:]).exists())
     return report
 
 
 def release_damage(store: Layout, manifest: BundleManifest) -> set[str]:
     """The blobs of one release that are missing or damaged (each one re-hashed)."""
-    return {d for d, size in manifest.all_blobs.items() if not store.intact(Descriptor("", d, size))}
+    return set(_damaged(store, [Descriptor("", d, size) for d, size in manifest.all_blobs.items()]))
+
+
+def _damaged(store: Layout, blobs: list[Descriptor], tick: Callable[[int], None] = lambda n: None) -> list[str]:
+    """The digests of the blobs that are missing or damaged, in order, hashed on every core."""
+    def check(desc: Descriptor) -> str | None:
+        intact = store.intact(desc)
+        tick(desc.size)
+        return None if intact else desc.digest
+
+    with ThreadPoolExecutor(LANES, thread_name_prefix="satchel-hash") as pool:
+        return [d for d in pool.map(check, blobs) if d]
 
 
 def repair(host: Host, bundle: Path, wanted: set[str], keys: list[VerifyKey], reporter: Reporter = QUIET) -> int:
