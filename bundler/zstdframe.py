@@ -17,7 +17,6 @@ from .errors import BundleError
 
 MAGIC = b"\x28\xb5\x2f\xfd"
 MAX_BLOCK = 128 << 10
-READ_SIZE = 1 << 20
 
 
 def window_size(descriptor: int) -> int:
@@ -29,38 +28,33 @@ def window_size(descriptor: int) -> int:
 class FrameReader:
     """A file-like view of the compressed bytes of the first frame of `raw`, nothing more.
 
-    Reads `raw` in large chunks and hands the decoder one whole block per read(), so
-    each compressed byte is copied once on its way through.
+    Each block header is read and checked on its own, then the block's body is read with one
+    call and handed to the decoder as it came (a memoryview, no copy): the bytes are copied
+    once on their way in, by the read, as `zstd -d` copies them.
     """
 
     def __init__(self, raw: BinaryIO, max_window: int) -> None:
         self.raw = raw
         self.offset = 0              # compressed bytes consumed from raw (for messages)
         self.done = False
-        self._in = bytearray()
-        self._pos = 0
-        self._pending = self._header(max_window)
+        self._body = 0               # length of the block whose header was handed over last
+        self._pending: bytes | memoryview = self._header(max_window)
         self._pending_pos = 0
 
-    def _need(self, n: int, what: str) -> None:
-        avail = len(self._in) - self._pos
-        while avail < n:
-            chunk = self.raw.read(max(READ_SIZE, n - avail))
-            if not chunk:
-                raise BundleError(f"the bundle is truncated: it ends inside the {what} at byte "
-                                  f"{self.offset + avail}")
-            del self._in[:self._pos]
-            self._pos = 0
-            self._in += chunk
-            avail = len(self._in)
-
     def _take(self, n: int, what: str) -> bytes:
-        self._need(n, what)
-        with memoryview(self._in) as view:
-            out = bytes(view[self._pos:self._pos + n])
-        self._pos += n
+        """Exactly n bytes of raw (one read unless it comes short, as at a part's end)."""
+        data = self.raw.read(n)
+        if len(data) < n:
+            parts = [data]
+            got = len(data)
+            while got < n and (more := self.raw.read(n - got)):
+                parts.append(more)
+                got += len(more)
+            if got < n:
+                raise BundleError(f"the bundle is truncated: it ends inside the {what} at byte {self.offset + got}")
+            data = b"".join(parts)
         self.offset += n
-        return out
+        return data
 
     def _header(self, max_window: int) -> bytes:
         try:
@@ -89,26 +83,35 @@ class FrameReader:
         self.block_max = min(window, MAX_BLOCK)
         return MAGIC + bytes([fhd]) + rest + fcs
 
-    def _next_block(self) -> bytes:
-        self._need(3, "zstd block header")
-        value = int.from_bytes(self._in[self._pos:self._pos + 3], "little")
+    def _next_piece(self) -> bytes | memoryview:
+        """A block's header once it is checked, then its body (and, after the last, the checksum)."""
+        if self._body:
+            body, self._body = self._body, 0
+            if self._last and self.has_checksum:
+                data = self._take(body - 4, "zstd block") + self._take(4, "zstd checksum")
+            else:
+                data = self._take(body, "zstd block")
+            self.done = self._last
+            return memoryview(data)
+        at = self.offset
+        head = self._take(3, "zstd block header")
+        value = int.from_bytes(head, "little")
         last, kind, size = value & 1, (value >> 1) & 3, value >> 3
         if kind == 3:
-            raise BundleError(f"corrupt zstd data: reserved block type at byte {self.offset}")
+            raise BundleError(f"corrupt zstd data: reserved block type at byte {at}")
         if size > self.block_max:
-            raise BundleError(f"corrupt zstd data: block of {size} bytes at byte {self.offset}")
-        block = self._take(3 + (1 if kind == 1 else size), "zstd block")
-        if last:
-            if self.has_checksum:
-                block += self._take(4, "zstd checksum")
-            self.done = True
-        return block
+            raise BundleError(f"corrupt zstd data: block of {size} bytes at byte {at}")
+        self._last = bool(last)
+        self._body = (1 if kind == 1 else size) + (4 if last and self.has_checksum else 0)
+        if not self._body:          # an empty last block of a frame without checksum
+            self.done = self._last
+        return head
 
-    def read(self, n: int = -1) -> bytes:
-        if self._pending_pos >= len(self._pending):
+    def read(self, n: int = -1) -> bytes | memoryview:
+        while self._pending_pos >= len(self._pending):
             if self.done:
                 return b""
-            self._pending, self._pending_pos = self._next_block(), 0
+            self._pending, self._pending_pos = self._next_piece(), 0
         end = len(self._pending) if n < 0 else self._pending_pos + n
         out = self._pending[self._pending_pos:end]
         self._pending_pos += len(out)
@@ -121,7 +124,7 @@ class FrameReader:
         """After the frame: the file must end here (no second frame, no trailing bytes)."""
         if not self.done or self._pending_pos < len(self._pending):
             raise BundleError("the compressed stream ended before its last block")
-        if len(self._in) > self._pos or self.raw.read(1):
+        if self.raw.read(1):
             raise BundleError(f"trailing data after the end of the zstd frame at byte {self.offset}")
 
 

@@ -33,3 +33,24 @@ def test_completion_and_environment_in_help(cli):
     help_text = cli("--help").out
     assert all(name in help_text for name in ("SATCHEL_ROOT", "SATCHEL_APP", "SATCHEL_REGISTRY_PORT",
                                               "SATCHEL_COMPOSE", "SATCHEL_HELM", "SATCHEL_KIT_CACHE"))
+
+
+def test_every_command_loads_by_its_name_and_verify_does_not_load_the_customer_side():
+    """The command table names each command's module; `satchel verify` imports the vendor
+    side's commands only (and no rich), which is what keeps its start-up short."""
+    import subprocess
+    import sys
+
+    import click
+
+    from installer.cli import COMMANDS
+    from installer.cli import cli as group
+
+    ctx = click.Context(group)
+    for name in COMMANDS:
+        command = group.get_command(ctx, name)
+        assert isinstance(command, click.Command) and command.name == name, name
+    probe = ("import sys; from installer.cli import main; main(['verify', '--help']); "
+             "print(sorted(m for m in sys.modules if m.startswith(('installer.commands', 'installer.intake', 'rich'))))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    assert out.strip().splitlines()[-1] == "[]", out

@@ -59,7 +59,8 @@ def freeze(work: Path) -> Path:
     cmd: list[str | Path] = [sys.executable, "-m", "PyInstaller", "--noconfirm", "--log-level", "WARN", "--onedir",
                              "--name", "satchel", "--distpath", work / "dist", "--workpath", work / "build",
                              "--specpath", work, "--paths", REPO]
-    # detect-secrets finds its rules by walking its plugins package: collect all of them.
+    # Commands are imported by name when they run (installer/cli.py COMMANDS), and detect-secrets
+    # finds its rules by walking its plugins package: collect every submodule of these.
     for package in ("installer", "bundler", "signing", "detect_secrets"):
         cmd += ["--collect-submodules", package]
     # The build runs in the test venv: optional imports (pydantic's hypothesis plugin) would
