@@ -1,9 +1,12 @@
-"""Compose's `${VAR:-default}` in image names, resolved the same way when the vendor
-discovers images and when the customer side rewrites them."""
+"""Compose files as both sides read them: services merged as Compose merges files, and
+`${VAR:-default}` in image names, resolved the same way when the vendor discovers images and
+when the customer side rewrites them."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
+from typing import Any
 
 from .errors import SpecError
 
@@ -26,3 +29,14 @@ def interpolate_defaults(value: str, where: str) -> str:
         return parsed.group("default")
 
     return _VAR.sub(sub, value)
+
+
+def merged_services(docs: Iterable[Any]) -> dict[str, dict[str, Any]]:
+    """The services of parsed compose files, a later file's definition of a service winning
+    (as Compose merges -f files); anything that is not a mapping is left out."""
+    out: dict[str, dict[str, Any]] = {}
+    for doc in docs:
+        services = doc.get("services") if isinstance(doc, dict) else None
+        if isinstance(services, dict):
+            out.update({k: v for k, v in services.items() if isinstance(v, dict)})
+    return out

@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-from .compose_vars import interpolate_defaults
+from .compose_vars import interpolate_defaults, merged_services
 from .errors import SpecError
 from .image_fields import images_in
 from .spec import load_yaml
@@ -43,12 +43,7 @@ def compose_names(path: Path) -> tuple[set[str], set[str]]:
 
 def compose_services(paths: Iterable[Path]) -> dict[str, Any]:
     """Every service of the compose files, the later file's definition winning (as Compose merges)."""
-    out: dict[str, Any] = {}
-    for path in paths:
-        doc = load_yaml(path)
-        services = doc.get("services") if isinstance(doc, dict) else None
-        out.update(services if isinstance(services, dict) else {})
-    return out
+    return merged_services(load_yaml(path) for path in paths)
 
 
 def _values_images(node: Any, app_version: str) -> Iterator[str]:

@@ -47,7 +47,7 @@ class _Job:
     def __init__(self, member: Member, dst: Writable | None, lane: int) -> None:
         self.member, self.dst, self.lane = member, dst, lane
         self.hash = hashlib.sha256()
-        self.error: BaseException | None = None     # a failed write: the member is never committed
+        self.error: Exception | None = None     # a failed write: the member is never committed
 
 
 class Lanes:

@@ -38,6 +38,7 @@ class FrameReader:
         self.offset = 0              # compressed bytes consumed from raw (for messages)
         self.done = False
         self._body = 0               # length of the block whose header was handed over last
+        self._last = False           # and whether that block is the frame's last
         self._pending: bytes | memoryview = self._header(max_window)
         self._pending_pos = 0
 

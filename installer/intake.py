@@ -20,6 +20,7 @@ from typing import Any, BinaryIO, cast
 import yaml
 
 from bundler import __version__ as satchel_version
+from bundler.compose_vars import merged_services
 from bundler.errors import BundleError, EnvironmentProblem, SpecError
 from bundler.format import MANIFEST
 from bundler.kit import runtime
@@ -199,14 +200,10 @@ def signature_check(host: Host, keys: list[VerifyKey], clock: datetime) -> Calla
 
 def compose_services(manifest: BundleManifest, blob: Callable[[str], bytes]) -> dict[str, Any]:
     """The services of the bundle's compose files (verified members; `blob(hex)` reads one), merged."""
-    out: dict[str, Any] = {}
     for entry in manifest.compose:
         if entry.size > MAX_COMPOSE_BYTES:
             raise BundleError(f"compose file {entry.path} is larger than {MAX_COMPOSE_BYTES >> 20} MiB")
-        doc: Any = yaml.safe_load(blob(entry.digest.split(":", 1)[1]))
-        services = doc.get("services") if isinstance(doc, dict) else None
-        out.update({k: v for k, v in (services or {}).items() if isinstance(v, dict)})
-    return out
+    return merged_services(yaml.safe_load(blob(entry.digest.split(":", 1)[1])) for entry in manifest.compose)
 
 
 def _preflight_context(host: Host, app: App, manifest: BundleManifest, services: dict[str, Any],

@@ -4,8 +4,8 @@ child process and its children, via wait4).
 
 The smaller bundle must still be large enough to fill the fixed buffers: zstd's multi-threaded
 job buffers when building, the hashing lanes' chunk pool (bundler/lanes.py, 48 MiB) when
-reading (a member must be about four times the pool to fill it: decompression runs only about twice
-as fast as sha256); with smaller members the comparison would measure the pool."""
+reading (the reader runs ahead of the lane hashing a member by about half its size, so only a member
+of a few times the pool fills it); with smaller members the comparison would measure the pool."""
 
 from __future__ import annotations
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import yaml
 
+from bundler.compose_vars import merged_services
 from bundler.errors import EnvironmentProblem
 from bundler.kit.runtime import tool
 from bundler.tools.children import die_with_parent
@@ -68,11 +69,7 @@ def run(project: str, files: list[Path], args: list[str], cwd: Path, timeout: fl
 
 def services(files: list[Path]) -> dict[str, Any]:
     """The services of a release's rendered compose files (Satchel wrote them), merged as Compose does."""
-    out: dict[str, Any] = {}
-    for f in files:
-        doc: Any = yaml.safe_load(f.read_text()) or {}
-        out.update({k: v for k, v in (doc.get("services") or {}).items() if isinstance(v, dict)})
-    return out
+    return merged_services(yaml.safe_load(f.read_text()) for f in files)
 
 
 def check_runnable() -> None:
