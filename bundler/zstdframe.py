@@ -17,6 +17,7 @@ from .errors import BundleError
 
 MAGIC = b"\x28\xb5\x2f\xfd"
 MAX_BLOCK = 128 << 10
+CHUNK = 1 << 20
 
 
 def window_size(descriptor: int) -> int:
@@ -28,32 +29,32 @@ def window_size(descriptor: int) -> int:
 class FrameReader:
     """A file-like view of the compressed bytes of the first frame of `raw`, nothing more.
 
-    Each block header is read and checked on its own, then the block's body is read with one
-    call and handed to the decoder as it came (a memoryview, no copy): the bytes are copied
-    once on their way in, by the read, as `zstd -d` copies them.
+    `raw` is read in large chunks; the decoder gets slices of them (memoryviews: the bytes are
+    copied once on their way in, by the read, as `zstd -d` copies them), and never a byte that
+    follows a block header before that header is checked.
     """
 
     def __init__(self, raw: BinaryIO, max_window: int) -> None:
         self.raw = raw
         self.offset = 0              # compressed bytes consumed from raw (for messages)
         self.done = False
-        self._body = 0               # length of the block whose header was handed over last
-        self._last = False           # and whether that block is the frame's last
+        self._chunk = b""            # the last chunk read from raw, and how far it is handed over
+        self._pos = 0
+        self._body = 0               # bytes of the current block not yet handed over
+        self._last = False           # whether the current block is the frame's last
         self._pending: bytes | memoryview = self._header(max_window)
         self._pending_pos = 0
 
     def _take(self, n: int, what: str) -> bytes:
-        """Exactly n bytes of raw (one read unless it comes short, as at a part's end)."""
-        data = self.raw.read(n)
-        if len(data) < n:
-            parts = [data]
-            got = len(data)
-            while got < n and (more := self.raw.read(n - got)):
-                parts.append(more)
-                got += len(more)
-            if got < n:
-                raise BundleError(f"the bundle is truncated: it ends inside the {what} at byte {self.offset + got}")
-            data = b"".join(parts)
+        """Exactly n bytes: first what is left of the chunk, then from raw."""
+        data = self._chunk[self._pos:self._pos + n]
+        self._pos += len(data)
+        while len(data) < n:
+            more = self.raw.read(n - len(data))
+            if not more:
+                raise BundleError(f"the bundle is truncated: it ends inside the {what} at byte "
+                                  f"{self.offset + len(data)}")
+            data += more
         self.offset += n
         return data
 
@@ -84,18 +85,8 @@ class FrameReader:
         self.block_max = min(window, MAX_BLOCK)
         return MAGIC + bytes([fhd]) + rest + fcs
 
-    def _next_piece(self) -> bytes | memoryview:
-        """A block's header once it is checked, then its body (and, after the last, the checksum)."""
-        if self._body:
-            body, self._body = self._body, 0
-            if self._last and self.has_checksum:
-                data = self._take(body - 4, "zstd block") + self._take(4, "zstd checksum")
-            else:
-                data = self._take(body, "zstd block")
-            self.done = self._last
-            return memoryview(data)
-        at = self.offset
-        head = self._take(3, "zstd block header")
+    def _block(self, head: bytes | memoryview, at: int) -> None:
+        """Check a block header (at byte `at`) and make its block the current one."""
         value = int.from_bytes(head, "little")
         last, kind, size = value & 1, (value >> 1) & 3, value >> 3
         if kind == 3:
@@ -104,9 +95,34 @@ class FrameReader:
             raise BundleError(f"corrupt zstd data: block of {size} bytes at byte {at}")
         self._last = bool(last)
         self._body = (1 if kind == 1 else size) + (4 if last and self.has_checksum else 0)
-        if not self._body:          # an empty last block of a frame without checksum
-            self.done = self._last
-        return head
+        self.done = self._last and not self._body
+
+    def _next_piece(self) -> bytes | memoryview:
+        """The next checked bytes: a block header, or as much of the chunk as holds bodies and
+        headers checked on the way."""
+        if not self._body:
+            at = self.offset
+            head = self._take(3, "zstd block header")
+            self._block(head, at)
+            return head
+        if self._pos >= len(self._chunk):
+            self._chunk, self._pos = self.raw.read(CHUNK), 0
+            if not self._chunk:
+                what = "zstd checksum" if self._last and self.has_checksum and self._body <= 4 else "zstd block"
+                raise BundleError(f"the bundle is truncated: it ends inside the {what} at byte {self.offset}")
+        start = pos = self._pos
+        while True:
+            step = min(self._body, len(self._chunk) - pos)
+            pos += step
+            self._body -= step
+            if self._body or self._last or len(self._chunk) - pos < 3:
+                break
+            self._block(self._chunk[pos:pos + 3], self.offset + pos - start)
+            pos += 3
+        self.done = self._last and not self._body
+        self._pos = pos
+        self.offset += pos - start
+        return memoryview(self._chunk)[start:pos]
 
     def read(self, n: int = -1) -> bytes | memoryview:
         while self._pending_pos >= len(self._pending):
@@ -125,7 +141,7 @@ class FrameReader:
         """After the frame: the file must end here (no second frame, no trailing bytes)."""
         if not self.done or self._pending_pos < len(self._pending):
             raise BundleError("the compressed stream ended before its last block")
-        if self.raw.read(1):
+        if self._pos < len(self._chunk) or self.raw.read(1):
             raise BundleError(f"trailing data after the end of the zstd frame at byte {self.offset}")
 
 
@@ -157,7 +173,7 @@ def check_complete(raw: BinaryIO, size: int, max_window: int) -> None:
 def decompressing_reader(raw: BinaryIO, max_window: int) -> tuple[FrameReader, BinaryIO]:
     frame = FrameReader(raw, max_window)
     decoder = zstandard.ZstdDecompressor(max_window_size=max_window)
-    stream = decoder.stream_reader(frame, read_size=MAX_BLOCK + 3,  # type: ignore[arg-type]
+    stream = decoder.stream_reader(frame, read_size=CHUNK,  # type: ignore[arg-type]
                                    read_across_frames=False, closefd=False)
     return frame, stream
 

@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import contextlib
 import io
+import itertools
 import json
 import os
+import random
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -112,6 +115,69 @@ def test_reader_on_tar_streams_with_arbitrary_content(payload):
     entries = tamper.split(BUNDLE)
     read(tamper.compress(entries[0].raw() + entries[1].raw() + payload))
     read(tamper.compress(payload))
+
+
+def blocky_bundle() -> tuple[bytes, dict[str, bytes]]:
+    """A bundle of many zstd blocks, stored (random bytes) and compressed (text) alike, and
+    its payload by sha256."""
+    rng = random.Random(7)
+    blobs = [rng.randbytes(300_000), b"satchel " * 60_000, rng.randbytes(5_000) + b"\0" * 200_000]
+    members = sorted((bundle_manifest.Member.for_blob("sha256:" + bundle_manifest.Member.for_bytes("x", b).sha256,
+                                                      len(b)) for b in blobs), key=lambda m: m.path)
+    data = {bundle_manifest.Member.for_bytes("x", b).sha256: b for b in blobs}
+    manifest = bundle_manifest.BundleManifest(name="blocks", version="1.0.0", created="2026-01-01T00:00:00Z",
+                                            min_installer="0.1.0", members=tuple(members))
+    from signing import envelope
+
+    out = io.BytesIO()
+    bundle_format.write_bundle(out, manifest.to_bytes(), envelope.sign(manifest.to_bytes(), [KEY]), members,
+                               lambda m: io.BytesIO(data[m.sha256]))
+    return out.getvalue(), data
+
+
+BLOCKY, BLOCKY_DATA = blocky_bundle()
+
+
+class _Dribble(io.RawIOBase):
+    """The bundle's bytes, handed out a few at a time in the sizes given (over and over): the
+    frame reader's block headers fall across its reads at every offset."""
+
+    def __init__(self, data: bytes, sizes: list[int]) -> None:
+        self.data, self.pos, self.sizes = data, 0, itertools.cycle(sizes)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:  # type: ignore[no-untyped-def]
+        chunk = self.data[self.pos:self.pos + min(len(buffer), next(self.sizes))]
+        buffer[:len(chunk)] = chunk
+        self.pos += len(chunk)
+        return len(chunk)
+
+
+class _Collect:
+    def __init__(self) -> None:
+        self.got: dict[str, io.BytesIO] = {}
+
+    def begin(self, member):  # type: ignore[no-untyped-def]
+        return self.got.setdefault(member.sha256, io.BytesIO())
+
+    def commit(self, member, written) -> None:  # type: ignore[no-untyped-def]
+        pass
+
+
+@settings(FUZZ, max_examples=min(EXAMPLES, 60))
+@given(st.lists(st.integers(1, 1 << 17), min_size=1, max_size=8), st.integers(0, len(BLOCKY)))
+def test_reader_on_reads_of_any_size(sizes, cut):
+    """Whole, the bundle reads to the same bytes however its file hands them out; cut
+    anywhere, it is refused."""
+    authorize, _ = authorizer([KEY.public], now_utc())
+    sink = _Collect()
+    bundle_format.read_bundle(_Dribble(BLOCKY, sizes), authorize, sink)
+    assert {k: v.getvalue() for k, v in sink.got.items()} == BLOCKY_DATA
+    if cut < len(BLOCKY):
+        with pytest.raises(BundleError):
+            bundle_format.read_bundle(_Dribble(BLOCKY[:cut], sizes), authorize)
 
 
 def test_regression_corpus():
